@@ -1,0 +1,218 @@
+"""Notebook plumbing: one set-up call, a byte-stable figure saver, repo paths.
+
+Every numbered notebook starts with::
+
+    from llm_auction_utils.notebook import setup_notebook, save_figure, data_path
+    setup_notebook("01-token-auction-model", seed=SEED)
+
+and saves each figure with ``save_figure(fig, "name")``, which writes
+``figures/<notebook-stem>/<name>.png`` and ``.svg``.  Both files are
+byte-identical across runs (fixed ``svg.hashsalt``, no dates in metadata, fixed
+DPI), so re-running the main job leaves ``git status`` clean.  Files are written
+to a temporary name and renamed, so an interrupted run never leaves a
+half-written figure.
+
+The main job (:mod:`llm_auction_utils.runner`) sets the environment variable
+``LLM_AUCTION_FIGURE_LOG``; each saved path is appended there so the run's
+summary can count the figures a notebook wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "FIGURES_DIR_ENV",
+    "FIGURE_LOG_ENV",
+    "REPO_ROOT_ENV",
+    "current_notebook",
+    "data_path",
+    "figures_dir",
+    "repo_root",
+    "save_figure",
+    "seed_everything",
+    "setup_notebook",
+]
+
+FIGURE_LOG_ENV = "LLM_AUCTION_FIGURE_LOG"
+REPO_ROOT_ENV = "LLM_AUCTION_REPO_ROOT"
+FIGURES_DIR_ENV = "LLM_AUCTION_FIGURES_DIR"
+_FIGURE_DPI = 100
+_SVG_HASHSALT = "llm-auction-workbook"
+_STEM_PATTERN = re.compile(r"^[0-9]{2}-[a-z0-9][a-z0-9-]*$")
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+_current_notebook: str | None = None
+
+
+def repo_root(start: str | os.PathLike[str] | None = None) -> Path:
+    """Return the workbook's root folder, from any working directory.
+
+    The root is the nearest folder (from ``start``, default the working
+    directory, then this package's own location) that holds both
+    ``pyproject.toml`` and ``llm_auction_utils/``.  The environment variable
+    ``LLM_AUCTION_REPO_ROOT`` overrides the search.
+    """
+    override = os.environ.get(REPO_ROOT_ENV)
+    if override:
+        root = Path(override).expanduser().resolve()
+        if not (root / "pyproject.toml").is_file():
+            raise FileNotFoundError(f"{REPO_ROOT_ENV}={override!r} does not point to the workbook root (no pyproject.toml)")
+        return root
+    candidates = [Path(start) if start is not None else Path.cwd(), Path(__file__).resolve().parent]
+    for candidate in candidates:
+        for folder in [candidate.resolve(), *candidate.resolve().parents]:
+            if (folder / "pyproject.toml").is_file() and (folder / "llm_auction_utils").is_dir():
+                return folder
+    raise FileNotFoundError(
+        "could not find the workbook root (a folder with pyproject.toml and llm_auction_utils/); "
+        f"set {REPO_ROOT_ENV} to point to it"
+    )
+
+
+def data_path(*parts: str) -> Path:
+    """Path inside the workbook's ``data/`` folder, e.g. ``data_path("scenarios", "hawaii.yaml")``."""
+    return repo_root().joinpath("data", *parts)
+
+
+def figures_dir(notebook: str | None = None) -> Path:
+    """The folder ``figures/<notebook-stem>/`` where a notebook's figures go.
+
+    The runner points ``LLM_AUCTION_FIGURES_DIR`` elsewhere when notebooks run
+    with changed parameters, so such runs never overwrite the committed figures.
+    """
+    stem = notebook if notebook is not None else current_notebook()
+    base = os.environ.get(FIGURES_DIR_ENV)
+    return (Path(base) if base else repo_root() / "figures") / stem
+
+
+def current_notebook() -> str:
+    """Stem of the notebook registered by :func:`setup_notebook`."""
+    if _current_notebook is None:
+        raise RuntimeError("no notebook registered: call setup_notebook('NN-name') first")
+    return _current_notebook
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover - numpy is a hard dependency
+        pass
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+
+
+def setup_notebook(notebook: str, seed: int = 0, *, context: str = "notebook") -> None:
+    """Prepare a notebook: register its stem, seed everything, set the plot style.
+
+    - registers ``notebook`` (e.g. ``"01-token-auction-model"``) for :func:`save_figure`;
+    - seeds ``random``, NumPy and torch with ``seed``;
+    - seaborn theme (``whitegrid``, colour-blind palette), inline figures as PNG
+      (SVG inline never compares equal under nbval), fixed ``svg.hashsalt``;
+    - silences warnings from third-party libraries that would make outputs
+      differ between runs (warnings of this package still show).
+    """
+    global _current_notebook
+    if not isinstance(notebook, str) or not _STEM_PATTERN.match(notebook):
+        raise ValueError(f"notebook must be a stem like '01-token-auction-model', got {notebook!r}")
+    seed_everything(seed)
+    _current_notebook = notebook
+
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(context=context, style="whitegrid", palette="colorblind")
+    matplotlib.rcParams.update(
+        {
+            "svg.hashsalt": _SVG_HASHSALT,
+            "svg.fonttype": "path",
+            "figure.dpi": _FIGURE_DPI,
+            "savefig.dpi": _FIGURE_DPI,
+            "figure.figsize": (7.0, 4.0),
+            "figure.autolayout": False,
+        }
+    )
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+            shell.run_line_magic("matplotlib", "inline")
+            set_matplotlib_formats("png")
+    except ImportError:  # pragma: no cover - IPython comes with the kernel
+        pass
+    plt.close("all")
+    for module in ("transformers", "torch", "huggingface_hub", "accelerate", "gguf", "tqdm"):
+        warnings.filterwarnings("ignore", module=module)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _atomic_write(target: Path, write: Any) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_figure(fig: Any, name: str, *, notebook: str | None = None, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """Save ``fig`` as ``figures/<notebook-stem>/<name>.<fmt>`` for each format, byte-stably.
+
+    PNG and SVG carry no date; SVG ids come from the fixed ``svg.hashsalt``;
+    PDF (if asked for) gets ``CreationDate=None``.  Each file is written to a
+    temporary name and renamed.  Returns the written paths.
+    """
+    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
+        raise ValueError(f"figure name must be letters, digits, '_', '-', '.', got {name!r}")
+    folder = figures_dir(notebook)
+    metadata_by_format: dict[str, dict[str, Any]] = {
+        "png": {"Software": None},
+        "svg": {"Date": None, "Creator": None},
+        "pdf": {"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None},
+    }
+    import matplotlib
+
+    written: list[Path] = []
+    with matplotlib.rc_context({"svg.hashsalt": _SVG_HASHSALT}):
+        for fmt in formats:
+            if fmt not in metadata_by_format:
+                raise ValueError(f"unsupported figure format {fmt!r}; choose from {sorted(metadata_by_format)}")
+            target = folder / f"{name}.{fmt}"
+            _atomic_write(
+                target,
+                lambda tmp, fmt=fmt: fig.savefig(
+                    tmp, format=fmt, dpi=_FIGURE_DPI, bbox_inches="tight", metadata=metadata_by_format[fmt]
+                ),
+            )
+            written.append(target)
+    log = os.environ.get(FIGURE_LOG_ENV)
+    if log:
+        with open(log, "a", encoding="utf-8") as handle:
+            for path in written:
+                handle.write(f"{path}\n")
+    return written

