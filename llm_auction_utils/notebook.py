@@ -1,4 +1,4 @@
-"""Notebook plumbing: one set-up call, a byte-stable figure saver, repo paths.
+"""Notebook plumbing: one set-up call, a byte-stable figure saver, repo paths, records.
 
 Every numbered notebook starts with::
 
@@ -34,6 +34,8 @@ __all__ = [
     "current_notebook",
     "data_path",
     "figures_dir",
+    "read_records",
+    "record",
     "repo_root",
     "save_figure",
     "seed_everything",
@@ -216,3 +218,46 @@ def save_figure(fig: Any, name: str, *, notebook: str | None = None, formats: tu
             for path in written:
                 handle.write(f"{path}\n")
     return written
+
+
+RECORD_MIME = "application/vnd.llm-auction.record+json"
+
+
+def record(name: str, value: Any) -> None:
+    """Record a JSON-serialisable result in the notebook's outputs (a small scrapbook ``glue``).
+
+    The value is displayed under its own MIME type, with a one-line ``text/plain``
+    fallback, so it survives in the executed notebook and can be collected by
+    :func:`read_records` (e.g. by the batch runner).  A pandas DataFrame is
+    stored as a list of row dicts.
+    """
+    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
+        raise ValueError(f"record name must be letters, digits, '_', '-', '.', got {name!r}")
+    import json
+
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):
+        value = value.to_dict(orient="records")
+    try:
+        payload = json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"record {name!r}: value is not JSON-serialisable without NaN ({exc})") from None
+    from IPython.display import display
+
+    display(
+        {RECORD_MIME: {"name": name, "value": payload}, "text/plain": f"[recorded {name!r}]"},
+        raw=True,
+    )
+
+
+def read_records(notebook_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Collect the values recorded with :func:`record` in an executed notebook."""
+    import json
+
+    nb = json.loads(Path(notebook_path).read_text(encoding="utf-8"))
+    found: dict[str, Any] = {}
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            item = output.get("data", {}).get(RECORD_MIME)
+            if isinstance(item, dict) and "name" in item:
+                found[item["name"]] = item.get("value")
+    return found

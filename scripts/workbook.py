@@ -3,6 +3,7 @@
 
     python3 scripts/workbook.py run  [NOTEBOOK ...] [runner options]   # the main job
     python3 scripts/workbook.py test [pytest options]                  # the tests
+    python3 scripts/workbook.py batch GRID.yaml [-o DIR]               # one notebook over a parameter grid
     python3 scripts/workbook.py setup                                  # set-up alone
 
 Set-up (done by both jobs, idempotent and quick when nothing changed):
@@ -95,6 +96,11 @@ def run(args: list[str]) -> int:
     return code
 
 
+def batch(args: list[str]) -> int:
+    python = setup()
+    return subprocess.call([str(python), "-m", "llm_auction_utils.batch", *args], cwd=ROOT, env=_child_env())
+
+
 def test(args: list[str]) -> int:
     python = setup()
     env = _child_env()
@@ -124,7 +130,9 @@ def main(argv: list[str]) -> int:
         return run(rest)
     if command == "test":
         return test(rest)
-    print(f"[workbook] error: unknown command {command!r}; use run, test or setup", file=sys.stderr)
+    if command == "batch":
+        return batch(rest)
+    print(f"[workbook] error: unknown command {command!r}; use run, test, batch or setup", file=sys.stderr)
     return 2
 
 

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from llm_auction_utils import runner
+from llm_auction_utils import batch, runner
 from llm_auction_utils.notebook import REPO_ROOT_ENV
 
 
@@ -46,6 +46,8 @@ def workbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                      "from tqdm.auto import tqdm\n_ = [i for i in tqdm(range(3))]", []),
             ("code", "fig, ax = plt.subplots()\n_ = ax.plot([0, 1], [0, SCALE])\n"
                      "paths = save_figure(fig, 'line')\nprint(os.path.basename(os.getcwd()), SCALE)", []),
+            ("code", "from llm_auction_utils.notebook import record\n"
+                     "record('creatives', [{'text': f'ad {SCALE}', 'twice': 2 * SCALE}])", []),
         ],
     )
     monkeypatch.setenv(REPO_ROOT_ENV, str(tmp_path))
@@ -160,3 +162,35 @@ def test_find_notebooks_orders_by_number(tmp_path: Path) -> None:
 def test_no_env_leak() -> None:
     assert os.environ.get("LLM_AUCTION_FIGURE_LOG") is None
     assert os.environ.get("LLM_AUCTION_FIGURES_DIR") is None
+
+
+def test_batch_runs_grid_and_collects_csv(workbook: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    grid = workbook / "grid.yaml"
+    grid.write_text("notebook: '01'\nrecord: creatives\ngrid:\n  SCALE: [1.0, 4.0]\n")
+    out = tmp_path / "batch"
+    assert batch.main([str(grid), "-o", str(out), "--no-progress"]) == 0
+    table = pd.read_csv(out / "creatives.csv")
+    assert table.to_dict(orient="list") == {
+        "run": [0, 1], "SCALE": [1.0, 4.0], "text": ["ad 1.0", "ad 4.0"], "twice": [2.0, 8.0]
+    }
+    assert (out / "params-1.yaml").read_text() == "SCALE: 4.0\n"
+    assert (out / "run-1" / "figures" / "01-smoke" / "line.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("notebook: '01'\ngrid: {}\n", "field 'grid' must map"),
+        ("notebook: '01'\ngrid:\n  NOPE: [1]\n", "unknown parameter(s) NOPE"),
+        ("grid:\n  SCALE: [1]\n", "field 'notebook'"),
+        ("notebook: '01'\ngrid:\n  SCALE: 3\n", "grid.SCALE must be a non-empty list"),
+    ],
+)
+def test_batch_bad_grid_file(workbook: Path, capsys: pytest.CaptureFixture[str], content: str, message: str) -> None:
+    grid = workbook / "grid.yaml"
+    grid.write_text(content)
+    assert batch.main([str(grid), "-o", str(workbook / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
