@@ -1,0 +1,255 @@
+"""The two incentive properties of a mechanism (aggregation + payment rule)
+along one agent's bids (THEORY.md section 3, [project] formalization).
+
+Fix agent ``i`` and the others' bids; write ``q(b)``, ``z(b)`` for the outcome
+and payment at bid ``b``:
+
+- *consistent aggregation*: ``b < b'`` implies ``q(b') >=_i q(b)`` (higher bids
+  never give an outcome ranked lower, and reachable outcomes are comparable);
+- *payment monotonicity*: ``z(0) = 0``, ``z`` non-decreasing, and
+  ``z(b') > z(b)`` iff ``q(b') >_i q(b)`` for ``b < b'``.
+
+Both are checked exactly on a bid grid.  :func:`verify_incentive_equivalence`
+checks the equivalence of THEORY.md section 3 both ways for a rule: a monotone
+rule with the critical-bid payments satisfies both; a non-monotone rule fails
+consistent aggregation (a property of ``q`` alone), so no payment rule can
+satisfy both, and the counterexample pair is returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ._validation import ArrayLike, as_bid_grid, to_numpy
+from .aggregation import RuleLike, get_rule
+from .monotonicity import bid_path
+from .payments import critical_payment_curve
+from .preferences import _token_excess
+
+__all__ = [
+    "ConsistencyReport",
+    "EquivalenceReport",
+    "PaymentMonotonicityReport",
+    "consistent_aggregation",
+    "payment_monotonicity",
+    "verify_incentive_equivalence",
+]
+
+
+@dataclass(frozen=True)
+class ConsistencyReport:
+    """Consistent aggregation along ``bid_grid`` for one agent.
+
+    ``holds``; ``n_pairs`` checked (all ``k < l``); ``violation``: the worst pair
+    ``(k, l)`` with ``q(grid[l])`` not weakly preferred to ``q(grid[k])`` (or
+    ``None``), its ``amount`` and worst ``token``; ``incomparable_pairs``: how many
+    pairs are not comparable at all.
+    """
+
+    holds: bool
+    n_pairs: int
+    violation: tuple[int, int] | None
+    amount: float
+    token: int | None
+    incomparable_pairs: int
+    bid_grid: np.ndarray = field(repr=False)
+    qs: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PaymentMonotonicityReport:
+    """Payment monotonicity along ``bid_grid`` for one agent.
+
+    ``holds`` = ``zero_at_zero and non_decreasing and iff_holds``; ``violations``
+    lists up to 10 offending pairs ``(k, l, reason)``.
+    """
+
+    holds: bool
+    zero_at_zero: bool
+    non_decreasing: bool
+    iff_holds: bool
+    n_pairs: int
+    violations: list[tuple[int, int, str]]
+    payments: np.ndarray = field(repr=False)
+
+
+def _path(rule: RuleLike, dists: ArrayLike, bids: ArrayLike, agent: int, bid_grid: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    g = as_bid_grid(bid_grid)
+    if len(g) < 2:
+        raise ValueError("bid_grid needs at least 2 bids")
+    qs = np.asarray(to_numpy(bid_path(rule, dists, bids, agent, g)), dtype=np.float64)
+    if qs.ndim != 2:
+        raise ValueError(f"incentive checks take one instance dists (n, V); got a path of shape {qs.shape}")
+    p_i = np.asarray(to_numpy(dists), dtype=np.float64)[agent]
+    return g, qs, p_i
+
+
+def _pairwise_excess(qs: np.ndarray, p_i: np.ndarray) -> np.ndarray:
+    """``E[k, l, t]``: excess of ``q_l(t)`` outside ``[q_k(t), p_i(t)]``."""
+    return _token_excess(qs[None, :, :], qs[:, None, :], p_i[None, None, :])
+
+
+def consistent_aggregation(
+    rule: RuleLike, dists: ArrayLike, bids: ArrayLike, agent: int, bid_grid: ArrayLike, *, atol: float = 1e-9
+) -> ConsistencyReport:
+    """Check consistent aggregation for ``agent`` on ``bid_grid`` (all pairs ``k < l``)."""
+    g, qs, p_i = _path(rule, dists, bids, agent, bid_grid)
+    E = _pairwise_excess(qs, p_i)  # (G, G, V)
+    amt = E.max(-1)
+    G = len(g)
+    upper = np.triu(np.ones((G, G), dtype=bool), 1)
+    bad = (amt > atol) & upper
+    comparable = (amt <= atol) | (amt.T <= atol)
+    incomparable = int((~comparable & upper).sum())
+    if bad.any():
+        k, l = np.unravel_index(int(np.argmax(np.where(upper, amt, -1.0))), amt.shape)
+        return ConsistencyReport(
+            holds=False, n_pairs=int(upper.sum()), violation=(int(k), int(l)), amount=float(amt[k, l]),
+            token=int(E[k, l].argmax()), incomparable_pairs=incomparable, bid_grid=g, qs=qs,
+        )
+    return ConsistencyReport(
+        holds=True, n_pairs=int(upper.sum()), violation=None, amount=float(np.max(np.where(upper, amt, 0.0))),
+        token=None, incomparable_pairs=incomparable, bid_grid=g, qs=qs,
+    )
+
+
+def payment_monotonicity(
+    rule: RuleLike,
+    dists: ArrayLike,
+    bids: ArrayLike,
+    agent: int,
+    bid_grid: ArrayLike,
+    payments: ArrayLike | Callable[[np.ndarray], ArrayLike] | None = None,
+    *,
+    atol: float = 1e-9,
+    payment_atol: float = 1e-12,
+) -> PaymentMonotonicityReport:
+    """Check payment monotonicity for ``agent`` on ``bid_grid``.
+
+    ``payments``: values ``z(grid)`` ``(G,)``, or a function of the grid, or
+    ``None`` for the expected critical-bid payments (Myerson with
+    ``T(s) = TV(q(s), q(0))``; the grid must then start at 0).  Checks
+    ``z(0) = 0`` (when the grid starts at 0), ``z`` non-decreasing, and for every
+    pair ``k < l``: ``z_l > z_k`` iff ``q_l >_i q_k`` (payments compared with
+    ``payment_atol``, outcomes with ``atol``).
+    """
+    g, qs, p_i = _path(rule, dists, bids, agent, bid_grid)
+    if payments is None:
+        z = critical_payment_curve(rule, dists, bids, agent, g)
+    elif callable(payments):
+        z = np.asarray(to_numpy(payments(g)), dtype=np.float64)
+    else:
+        z = np.asarray(to_numpy(payments), dtype=np.float64)
+    if z.shape != g.shape:
+        raise ValueError(f"payments has shape {z.shape}, expected {g.shape} (one per grid bid)")
+    if not np.isfinite(z).all():
+        raise ValueError("payments contain NaN or inf")
+    E = _pairwise_excess(qs, p_i)
+    weak = E.max(-1) <= atol
+    moved = np.abs(qs[None, :, :] - qs[:, None, :]).max(-1) > atol
+    strict = weak & moved  # strict[k, l]: q_l >_i q_k
+    G = len(g)
+    viol: list[tuple[int, int, str]] = []
+    zero_ok = True
+    if g[0] == 0 and abs(z[0]) > payment_atol:
+        zero_ok = False
+        viol.append((0, 0, f"z(0) = {z[0]:.6g}, expected 0"))
+    nondec = bool((np.diff(z) >= -payment_atol).all())
+    if not nondec:
+        k = int(np.argmax(np.diff(z) < -payment_atol))
+        viol.append((k, k + 1, f"payment decreases {z[k]:.6g} -> {z[k + 1]:.6g}"))
+    iff = True
+    for k in range(G):
+        for l in range(k + 1, G):
+            if g[l] == g[k]:
+                continue
+            pays_more = z[l] - z[k] > payment_atol
+            if pays_more != bool(strict[k, l]):
+                iff = False
+                if len(viol) < 10:
+                    why = (
+                        f"pays more ({z[k]:.6g} -> {z[l]:.6g}) without a strictly preferred outcome"
+                        if pays_more
+                        else "strictly preferred outcome without paying more"
+                    )
+                    viol.append((k, l, why))
+    return PaymentMonotonicityReport(
+        holds=zero_ok and nondec and iff, zero_at_zero=zero_ok, non_decreasing=nondec, iff_holds=iff,
+        n_pairs=G * (G - 1) // 2, violations=viol, payments=z,
+    )
+
+
+@dataclass(frozen=True)
+class EquivalenceReport:
+    """Result of :func:`verify_incentive_equivalence`.
+
+    ``monotone``: the rule is monotone for the agent on the grid;
+    ``consistency``: the consistent-aggregation report;
+    ``critical_payments``: payment-monotonicity report of the critical-bid
+    payments; ``equivalence_holds``: the section-3 statement checks out on this
+    instance (monotone and both properties hold with critical-bid payments, or
+    not monotone and consistent aggregation fails -- then no payment can satisfy
+    both); ``counterexample``: for a non-monotone rule, the pair of bids
+    ``(b, b')`` and the token showing it.
+    """
+
+    monotone: bool
+    consistency: ConsistencyReport
+    critical_payments: PaymentMonotonicityReport
+    equivalence_holds: bool
+    counterexample: tuple[float, float, int] | None
+    explanation: str
+
+
+def verify_incentive_equivalence(
+    rule: RuleLike,
+    dists: ArrayLike,
+    bids: ArrayLike,
+    agent: int,
+    bid_grid: ArrayLike,
+    *,
+    atol: float = 1e-9,
+) -> EquivalenceReport:
+    """Verify THEORY.md section 3's equivalence for ``rule`` on one instance, both ways.
+
+    - monotone on the grid  ->  critical-bid payments satisfy both properties;
+    - not monotone          ->  consistent aggregation fails (with the
+      counterexample), so no payment rule satisfies both; the critical-bid
+      payment candidate is checked as well for illustration.
+    ``bid_grid`` must start at 0.
+    """
+    from .monotonicity import check_bid_path
+
+    A = get_rule(rule)
+    g = as_bid_grid(bid_grid)
+    if g[0] != 0:
+        raise ValueError("bid_grid must start at 0")
+    mono = check_bid_path(A, dists, bids, agent, g, atol=atol).is_monotone
+    cons = consistent_aggregation(A, dists, bids, agent, g, atol=atol)
+    pm = payment_monotonicity(A, dists, bids, agent, g, None, atol=atol)
+    if mono:
+        ok = cons.holds and pm.holds
+        cex = None
+        expl = (
+            "monotone: critical-bid payments satisfy consistent aggregation and payment monotonicity"
+            if ok
+            else "monotone, but a property failed on this grid (check tolerances)"
+        )
+    else:
+        ok = not cons.holds
+        assert cons.violation is not None and cons.token is not None
+        k, l = cons.violation
+        cex = (float(g[k]), float(g[l]), cons.token)
+        expl = (
+            f"not monotone: raising the bid {g[k]:.6g} -> {g[l]:.6g} moves token {cons.token} "
+            f"{cons.qs[k, cons.token]:.6g} -> {cons.qs[l, cons.token]:.6g} away from p_i = "
+            f"{np.asarray(to_numpy(dists), dtype=np.float64)[agent, cons.token]:.6g}; consistent aggregation "
+            "fails, so no payment rule satisfies both properties"
+            + ("" if pm.holds else " (the critical-bid payment candidate also breaks payment monotonicity)")
+        )
+    return EquivalenceReport(
+        monotone=mono, consistency=cons, critical_payments=pm, equivalence_holds=ok, counterexample=cex, explanation=expl
+    )

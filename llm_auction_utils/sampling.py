@@ -1,0 +1,410 @@
+"""Sampling: stable sampling for critical-bid payments, the exponential clock,
+and the plain seeded token sampler used by decoding (THEORY.md section 4).
+
+Stable sampling (linear rule, agent ``i``): ``q(x) = x p_i + (1 - x) r`` with
+``x = b / (b + B)``.  Lay each token's slot of width ``r(t)`` on ``[0, 1)``,
+tokens losing probability (``D``: ``p_i(t) < r(t)``) first.  Draw ``u, v ~ U[0,1)``.
+If ``u`` falls in the slot of ``d`` in ``D`` at offset ``o``, the token stays ``d``
+while ``q_d(x) > o``, i.e. below the switch level ``x* = (r(d) - o) / (r(d) - p_i(d))``,
+and then becomes the gaining token chosen by ``v`` with probabilities
+proportional to ``p_i(t) - r(t)``.  Marginals are exactly ``q(x)``; raising the
+bid switches the token at most once, from a ``D`` token to an ``I`` token, and
+agent ``i`` pays the critical bid ``b* = B x* / (1 - x*)`` only when it switched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from ._validation import (
+    ArrayLike,
+    as_array,
+    as_bids,
+    as_distributions,
+    check_agent,
+    dists_and_bids,
+    is_torch,
+    to_numpy,
+)
+from .aggregation import RuleLike, get_rule, linear, rule_name
+from .payments import NotMonotoneError
+from .preferences import _token_excess
+
+__all__ = [
+    "ClockDraw",
+    "StableDraw",
+    "StableSample",
+    "exponential_clock",
+    "sample_token",
+    "stable_sample",
+    "stable_sample_linear",
+    "stable_step",
+]
+
+Generator = Union[np.random.Generator, torch.Generator, None]
+
+
+def _scalarize(x: np.ndarray, scalar: bool, kind: type) -> Any:
+    return kind(x.reshape(())) if scalar else x
+
+
+def _uniform(u: ArrayLike, name: str) -> np.ndarray:
+    a = np.asarray(to_numpy(as_array(u, name=name)), dtype=np.float64)
+    if not np.isfinite(a).all() or (a < 0).any() or (a >= 1).any():
+        raise ValueError(f"{name} must lie in [0, 1)")
+    return a
+
+
+def _pick(cdf: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Index of the slot containing ``w`` (``cdf`` cumulative widths); zero-width slots are never hit."""
+    idx = np.searchsorted(cdf, w, side="right")
+    return np.minimum(idx, len(cdf) - 1)
+
+
+@dataclass(frozen=True)
+class StableSample:
+    """Result of :func:`stable_sample_linear` (arrays when ``u`` is an array).
+
+    ``token``: sampled token at share ``x``; ``switched``: the agent's bid changed
+    the token (``x >= x*``); ``switch_level``: ``x*`` (``inf`` when ``u`` fell in a
+    gaining/fixed slot, ``> 1`` when no bid switches it); ``critical_bid``:
+    ``b* = B x* / (1 - x*)`` when ``others_bid_total`` was given (``inf`` when no
+    bid switches), else ``None``.
+    """
+
+    token: Any
+    switched: Any
+    switch_level: Any
+    critical_bid: Any = None
+
+
+def stable_sample_linear(
+    p_i: ArrayLike,
+    r: ArrayLike,
+    x: float,
+    u: ArrayLike,
+    v: ArrayLike,
+    *,
+    others_bid_total: float | None = None,
+) -> StableSample:
+    """Stable sample of linear aggregation ``q = x p_i + (1 - x) r`` (THEORY.md section 4).
+
+    ``p_i``, ``r``: distributions ``(V,)``; ``x in [0, 1]`` the agent's share;
+    ``u``, ``v``: uniforms in ``[0, 1)`` (scalars, or arrays of draws of the same
+    shape -- vectorized).  Token marginals are exactly ``q``; for fixed ``(u, v)``
+    the token changes at most once as ``x`` increases, from a ``D`` token
+    (``p_i < r``) to an ``I`` token (``p_i > r``).
+    """
+    p = np.asarray(to_numpy(as_distributions(p_i, name="p_i", min_ndim=1)), dtype=np.float64)
+    rr = np.asarray(to_numpy(as_distributions(r, name="r", min_ndim=1)), dtype=np.float64)
+    if p.ndim != 1 or rr.shape != p.shape:
+        raise ValueError(f"p_i and r must be vectors of the same length, got shapes {p.shape} and {rr.shape}")
+    x = float(x)
+    if not 0.0 <= x <= 1.0:
+        raise ValueError(f"share x must lie in [0, 1], got {x}")
+    uu, vv = _uniform(u, "u"), _uniform(v, "v")
+    if uu.shape != vv.shape:
+        raise ValueError(f"u and v must have the same shape, got {uu.shape} and {vv.shape}")
+    scalar = uu.ndim == 0
+
+    D = p < rr
+    order = np.concatenate([np.flatnonzero(D), np.flatnonzero(~D)])
+    widths = rr[order]
+    cdf = np.cumsum(widths)
+    starts = cdf - widths
+    w = uu * cdf[-1]
+    pos = _pick(cdf, w)
+    tok = order[pos]
+    off = np.clip(w - starts[pos], 0.0, None)
+    in_d = D[tok]
+    gap = np.where(in_d, rr[tok] - p[tok], 1.0)
+    xstar = np.where(in_d, (rr[tok] - off) / gap, np.inf)
+    switched = in_d & (x >= xstar)
+
+    gains = np.clip(p - rr, 0.0, None)
+    gcdf = np.cumsum(gains)
+    if gcdf[-1] > 0:
+        new_tok = _pick(gcdf, vv * gcdf[-1])
+        token = np.where(switched, new_tok, tok)
+    else:  # p_i == r: nothing ever switches
+        token = tok
+        switched = np.zeros_like(switched)
+
+    crit = None
+    if others_bid_total is not None:
+        B = float(others_bid_total)
+        if not np.isfinite(B) or B < 0:
+            raise ValueError(f"others_bid_total must be finite and >= 0, got {B}")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = np.where(xstar < 1.0, B * xstar / (1.0 - xstar), np.inf)
+        crit = _scalarize(c, scalar, float)
+    return StableSample(
+        token=_scalarize(token, scalar, int),
+        switched=_scalarize(switched, scalar, bool),
+        switch_level=_scalarize(xstar, scalar, float),
+        critical_bid=crit,
+    )
+
+
+@dataclass(frozen=True)
+class StableDraw:
+    """One stable-sampling draw for agent ``i`` at its bid ``b`` (scalars, or
+    arrays for vectorized draws).
+
+    ``token``: the sampled token; ``critical_bid``: the smallest bid at which the
+    agent's bid switches this draw's token (``inf`` if no bid up to ``b`` -- for
+    linear: no bid at all -- switches it); ``payment``: the critical bid when the
+    agent's bid switched the token, else 0 (it pays only when it changed what
+    would have been written); ``switched``: whether it did.
+    """
+
+    token: Any
+    critical_bid: Any
+    payment: Any
+    switched: Any
+
+
+def _path_bids(bids: np.ndarray, agent: int, s: np.ndarray) -> np.ndarray:
+    bp = np.repeat(bids[None, :], len(s), axis=0)
+    bp[:, agent] = s
+    return bp
+
+
+def stable_sample(
+    dists: ArrayLike,
+    bids: ArrayLike,
+    agent: int,
+    rule: RuleLike,
+    u: ArrayLike,
+    v: ArrayLike,
+    *,
+    tol: float = 1e-10,
+    n_check: int = 65,
+    atol: float = 1e-9,
+) -> StableDraw:
+    """Stable sample for any monotone rule along agent ``agent``'s bid path (THEORY.md section 4).
+
+    Slots of width ``q(0)(t)`` (the aggregate without the agent), tokens that
+    lose probability at bid ``b`` first.  ``u`` in the slot of ``d`` at offset
+    ``o`` keeps ``d`` while ``q_d(s) > o``; the switch bid
+    ``s* = inf{s : q_d(s) <= o}`` is found by bisection (to ``tol``), vectorized
+    over draws.  A switched draw moves to the gaining token chosen by ``v`` with
+    probabilities proportional to ``dq_t/ds`` at ``s*`` (central difference), so the
+    marginals are ``q(b)`` up to discretization (exact when one token gains).
+
+    Raises :class:`~llm_auction_utils.payments.NotMonotoneError` if the rule is not
+    monotone for ``agent`` along ``n_check`` bids in ``[0, b]``.  ``dists (n, V)``,
+    ``bids (n,)``; ``u``, ``v`` scalars or arrays of the same shape.
+    """
+    A = get_rule(rule)
+    d, b = dists_and_bids(dists, bids)
+    if d.ndim != 2:
+        raise ValueError(f"stable_sample takes one step dists (n, V), got shape {tuple(d.shape)}")
+    dn = np.asarray(to_numpy(d), dtype=np.float64)
+    bn = np.asarray(to_numpy(b), dtype=np.float64)
+    n, V = dn.shape
+    agent = check_agent(agent, n)
+    uu, vv = _uniform(u, "u"), _uniform(v, "v")
+    if uu.shape != vv.shape:
+        raise ValueError(f"u and v must have the same shape, got {uu.shape} and {vv.shape}")
+    scalar = uu.ndim == 0
+    uf, vf = uu.reshape(-1), vv.reshape(-1)
+    M = uf.size
+    bi = float(bn[agent])
+    B = float(bn.sum() - bi)
+
+    def q_at(s: np.ndarray) -> np.ndarray:
+        out = A(np.broadcast_to(dn, (len(s), n, V)), _path_bids(bn, agent, s))
+        return np.asarray(to_numpy(out), dtype=np.float64)
+
+    if B == 0.0 or bi == 0.0:
+        # no competition (q does not depend on the bid) or no bid: plain inverse-CDF draw
+        qb = q_at(np.array([bi]))[0]
+        tok = _pick(np.cumsum(qb), uf * qb.sum())
+        z = np.zeros(M)
+        return StableDraw(
+            token=_scalarize(tok, scalar, int),
+            critical_bid=_scalarize(np.full(M, np.inf), scalar, float),
+            payment=_scalarize(z, scalar, float),
+            switched=_scalarize(z.astype(bool), scalar, bool),
+        )
+
+    grid = bi * np.linspace(0.0, 1.0, max(n_check, 2))
+    qs = q_at(grid)
+    ex = _token_excess(qs[1:], qs[:-1], dn[agent][None, :]).max(-1)
+    if (ex > atol).any():
+        k = int(np.argmax(ex > atol))
+        raise NotMonotoneError(
+            f"rule is not monotone for agent {agent} on this step (bids {grid[k]:.6g} -> {grid[k + 1]:.6g} "
+            f"violate the order by {ex[k]:.3g}); stable sampling is undefined"
+        )
+    q0, qb = qs[0], qs[-1]
+    Dm = qb < q0
+    order = np.concatenate([np.flatnonzero(Dm), np.flatnonzero(~Dm)])
+    widths = q0[order]
+    cdf = np.cumsum(widths)
+    starts = cdf - widths
+    w = uf * cdf[-1]
+    pos = _pick(cdf, w)
+    tok = order[pos]
+    off = np.clip(w - starts[pos], 0.0, None)
+    switched = Dm[tok] & (qb[tok] <= off)
+
+    crit = np.full(M, np.inf)
+    token = tok.copy()
+    idx = np.flatnonzero(switched)
+    if idx.size:
+        lo = np.zeros(idx.size)
+        hi = np.full(idx.size, bi)
+        t_d, o_d = tok[idx], off[idx]
+        n_iter = int(np.ceil(np.log2(max(bi, tol) / tol))) + 1
+        for _ in range(min(n_iter, 200)):
+            mid = 0.5 * (lo + hi)
+            qm = q_at(mid)[np.arange(idx.size), t_d]
+            below = qm <= o_d
+            hi = np.where(below, mid, hi)
+            lo = np.where(below, lo, mid)
+        s_star = hi
+        crit[idx] = s_star
+        # gaining token: proportional to dq_t/ds at s* (central difference), over tokens that gain
+        gain_mask = qb > q0
+        h = max(1e-6 * bi, 10 * tol)
+        q_hi = q_at(np.minimum(s_star + h, bi))
+        q_lo = q_at(np.maximum(s_star - h, 0.0))
+        rate = np.clip(q_hi - q_lo, 0.0, None) * gain_mask[None, :]
+        fallback = np.clip(qb - q0, 0.0, None)
+        rs = rate.sum(-1, keepdims=True)
+        rate = np.where(rs > 0, rate, fallback[None, :])
+        rcdf = np.cumsum(rate, axis=-1)
+        target = vf[idx] * rcdf[:, -1]
+        token[idx] = np.minimum((rcdf <= target[:, None]).sum(-1), V - 1)
+    pay = np.where(switched, crit, 0.0)
+    return StableDraw(
+        token=_scalarize(token, scalar, int),
+        critical_bid=_scalarize(crit, scalar, float),
+        payment=_scalarize(pay, scalar, float),
+        switched=_scalarize(switched, scalar, bool),
+    )
+
+
+def _uniforms(generator: Generator, size: int) -> np.ndarray:
+    if generator is None:
+        return np.random.default_rng().random(size)
+    if isinstance(generator, np.random.Generator):
+        return generator.random(size)
+    if isinstance(generator, torch.Generator):
+        return torch.rand(size, generator=generator, dtype=torch.float64, device=generator.device).cpu().numpy()
+    raise TypeError(f"generator must be a numpy Generator, a torch.Generator or None, got {type(generator).__name__}")
+
+
+def stable_step(
+    dists: ArrayLike, bids: ArrayLike, agent: int, rule: RuleLike = "linear", generator: Generator = None
+) -> StableDraw:
+    """One stable-sampling decoding step for ``agent`` (THEORY.md section 4).
+
+    Draws ``u, v`` from ``generator`` (numpy ``Generator`` or ``torch.Generator``;
+    ``None``: fresh entropy) and returns a :class:`StableDraw` of Python scalars.
+    Linear: the exact construction of :func:`stable_sample_linear` with
+    ``r`` the others' aggregate and ``x = b / (b + B)``; other rules:
+    :func:`stable_sample` (bisection; raises
+    :class:`~llm_auction_utils.payments.NotMonotoneError` when not monotone).
+    With no other positive bid the token is drawn from ``q`` and nothing is paid.
+    """
+    d, b = dists_and_bids(dists, bids)
+    if d.ndim != 2:
+        raise ValueError(f"stable_step takes one step dists (n, V), got shape {tuple(d.shape)}")
+    n = d.shape[0]
+    agent = check_agent(agent, n)
+    u, v = _uniforms(generator, 2)
+    A = get_rule(rule)
+    if rule_name(A) != "linear":
+        return stable_sample(d, b, agent, A, u, v)
+    dn = np.asarray(to_numpy(d), dtype=np.float64)
+    bn = np.asarray(to_numpy(b), dtype=np.float64)
+    bi = float(bn[agent])
+    B = float(bn.sum() - bi)
+    if B == 0.0:
+        q = dn[agent]
+        tok = int(_pick(np.cumsum(q), np.array(u * q.sum())))
+        return StableDraw(token=tok, critical_bid=float("inf"), payment=0.0, switched=False)
+    others = np.delete(np.arange(n), agent)
+    r = linear(dn[others], bn[others], validate=False)
+    x = bi / (bi + B)
+    s = stable_sample_linear(dn[agent], r, x, u, v, others_bid_total=B)
+    crit = float(s.critical_bid)
+    return StableDraw(token=int(s.token), critical_bid=crit, payment=crit if s.switched else 0.0, switched=bool(s.switched))
+
+
+@dataclass(frozen=True)
+class ClockDraw:
+    """Exponential-clock draw: ``winner`` (whose distribution is sampled) and the
+    winner's ``payment`` ``E_w * max_{j != w} b_j / E_j`` (arrays when batched)."""
+
+    winner: Any
+    payment: Any
+
+
+def exponential_clock(bids: ArrayLike, rng: Generator = None, *, size: int | tuple[int, ...] | None = None) -> ClockDraw:
+    """Exponential-clock variant (THEORY.md section 4).
+
+    ``E_j ~ Exp(1)`` i.i.d.; the winner is ``argmax_j b_j / E_j`` (chosen with
+    probability ``lambda_j``) and pays ``E_w * max_{j != w} b_j / E_j`` -- its
+    critical bid, so its expected payment equals the Myerson payment
+    ``B ln(1 + b/B) - b B / (b + B)`` *without* the TV factor: it pays even when
+    the token would have been the same.  ``bids (n,)``; ``size`` draws many
+    clocks at once (arrays of shape ``size``).
+    """
+    b = np.asarray(to_numpy(as_bids(bids)), dtype=np.float64)
+    if b.ndim != 1:
+        raise ValueError(f"bids must be a vector (n,), got shape {b.shape}")
+    n = b.shape[0]
+    shape = () if size is None else ((size,) if isinstance(size, int) else tuple(size))
+    m = int(np.prod(shape)) if shape else 1
+    e = -np.log1p(-_uniforms(rng, m * n)).reshape(m, n)  # Exp(1) by inversion
+    e = np.maximum(e, np.finfo(float).tiny)
+    score = b / e
+    win = score.argmax(-1)
+    others = score.copy()
+    others[np.arange(m), win] = -np.inf
+    second = others.max(-1) if n > 1 else np.zeros(m)
+    pay = e[np.arange(m), win] * np.maximum(second, 0.0)
+    if not shape:
+        return ClockDraw(winner=int(win[0]), payment=float(pay[0]))
+    return ClockDraw(winner=win.reshape(shape), payment=pay.reshape(shape))
+
+
+def sample_token(q: ArrayLike, generator: Generator = None) -> Any:
+    """Draw token indices from ``q (..., V)`` by inverse CDF with one uniform per row.
+
+    Deterministic for a given ``generator`` state (numpy ``Generator`` or
+    ``torch.Generator``; for torch the uniforms are drawn on the generator's
+    device).  Zero-probability tokens are never drawn.  Returns an ``int`` for a
+    single distribution, else an integer array/tensor of shape ``q.shape[:-1]``
+    (torch input gives a ``long`` tensor on ``q``'s device).
+    """
+    qq = as_distributions(q, name="q", min_ndim=1)
+    lead = tuple(qq.shape[:-1])
+    V = qq.shape[-1]
+    if is_torch(qq):
+        if isinstance(generator, torch.Generator):
+            u = torch.rand(lead, generator=generator, dtype=torch.float64, device=generator.device).to(qq.device)
+        else:
+            u = torch.as_tensor(_uniforms(generator, int(np.prod(lead)) if lead else 1).reshape(lead), device=qq.device)
+        cdf = torch.cumsum(qq.to(torch.float64), dim=-1)
+        w = (u * cdf[..., -1]).unsqueeze(-1)
+        idx = torch.searchsorted(cdf, w.contiguous(), right=True).squeeze(-1)
+        last = V - 1 - torch.argmax((qq > 0).flip(-1).to(torch.int8), dim=-1)
+        idx = torch.minimum(idx, last)
+        return int(idx) if not lead else idx
+    qn = np.asarray(qq, dtype=np.float64)
+    u = _uniforms(generator, int(np.prod(lead)) if lead else 1).reshape(lead)
+    cdf = np.cumsum(qn, axis=-1)
+    w = u * cdf[..., -1]
+    idx = (cdf <= w[..., None]).sum(-1)
+    last = V - 1 - np.argmax((qn > 0)[..., ::-1], axis=-1)
+    idx = np.minimum(idx, last)
+    return int(idx) if not lead else idx

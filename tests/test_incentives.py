@@ -1,0 +1,87 @@
+"""Consistent aggregation and payment monotonicity (THEORY.md section 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llm_auction_utils.aggregation import linear, log_linear
+from llm_auction_utils.incentives import consistent_aggregation, payment_monotonicity, verify_incentive_equivalence
+from llm_auction_utils.payments import linear_myerson_payment
+from llm_auction_utils.divergences import tv_distance
+
+P1 = [0.5, 0.49, 0.01]
+P2 = [0.01, 0.49, 0.5]
+GRID = np.linspace(0.0, 3.0, 16)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 4))
+def test_critical_bid_payments_satisfy_both_properties_for_linear(seed, n):
+    rng = np.random.default_rng(seed)
+    d = rng.dirichlet(np.ones(5) * 0.5, size=n)
+    b = rng.exponential(size=n) + 0.05
+    i = int(rng.integers(n))
+    assert consistent_aggregation(linear, d, b, i, GRID).holds
+    pm = payment_monotonicity(linear, d, b, i, GRID)  # default: critical-bid payments
+    assert pm.holds, pm.violations
+    rep = verify_incentive_equivalence(linear, d, b, i, GRID)
+    assert rep.monotone and rep.equivalence_holds and rep.counterexample is None
+
+
+def test_closed_form_payments_pass_and_wrong_payments_fail():
+    d = np.array([P1, P2])
+    B = 1.0
+    tv = float(tv_distance(d[0], d[1]))
+    closed = lambda g: tv * linear_myerson_payment(g, B)  # noqa: E731
+    assert payment_monotonicity(linear, d, [0.0, B], 0, GRID, closed).holds
+    # charging nothing: strictly better outcomes without paying more
+    zero = payment_monotonicity(linear, d, [0.0, B], 0, GRID, np.zeros_like(GRID))
+    assert not zero.holds and not zero.iff_holds and zero.zero_at_zero
+    # pay-your-bid per token is fine here, but a payment that drops is not non-decreasing
+    dropping = payment_monotonicity(linear, d, [0.0, B], 0, GRID, np.sin(GRID) + 0.0)
+    assert not dropping.non_decreasing
+    # charging at bid 0
+    assert not payment_monotonicity(linear, d, [0.0, B], 0, GRID, GRID + 1.0).zero_at_zero
+
+
+def test_paying_for_no_change_breaks_payment_monotonicity():
+    # identical distributions: the outcome never changes, so any positive payment is "paying more for nothing"
+    d = np.array([[0.3, 0.7], [0.3, 0.7]])
+    rep = payment_monotonicity(linear, d, [0.0, 1.0], 0, GRID, GRID)
+    assert not rep.holds and "without a strictly preferred outcome" in rep.violations[0][2]
+    assert payment_monotonicity(linear, d, [0.0, 1.0], 0, GRID).holds  # critical-bid payment is 0 here
+
+
+def test_log_linear_counterexample_breaks_consistent_aggregation():
+    d = np.array([P1, P2])
+    cons = consistent_aggregation(log_linear, d, [0.0, 1.0], 0, GRID)
+    assert not cons.holds and cons.token == 1 and cons.violation is not None
+    k, l = cons.violation
+    assert k < l and cons.amount > 0.2
+    rep = verify_incentive_equivalence(log_linear, d, [0.0, 1.0], 0, GRID)
+    assert not rep.monotone and rep.equivalence_holds
+    assert rep.counterexample is not None and rep.counterexample[2] == 1
+    assert "no payment rule satisfies both" in rep.explanation
+    # the critical-bid candidate charges for an outcome the agent does not prefer
+    assert not rep.critical_payments.holds
+
+
+def test_log_linear_two_tokens_is_fine():
+    d = np.array([[0.7, 0.3], [0.2, 0.8]])
+    rep = verify_incentive_equivalence(log_linear, d, [0.5, 1.0], 0, GRID)
+    assert rep.monotone and rep.equivalence_holds and rep.critical_payments.holds
+
+
+def test_errors():
+    d = np.array([P1, P2])
+    with pytest.raises(ValueError, match="payments has shape"):
+        payment_monotonicity(linear, d, [0.0, 1.0], 0, GRID, np.zeros(3))
+    with pytest.raises(ValueError, match="payments contain NaN"):
+        payment_monotonicity(linear, d, [0.0, 1.0], 0, GRID, np.full(GRID.shape, np.nan))
+    with pytest.raises(ValueError, match="must start at 0"):
+        verify_incentive_equivalence(linear, d, [0.0, 1.0], 0, GRID + 1)
+    with pytest.raises(ValueError, match="at least 2 bids"):
+        consistent_aggregation(linear, d, [0.0, 1.0], 0, [0.0])

@@ -1,0 +1,169 @@
+"""Payments: Myerson identities, critical-bid payments (closed form and general rule)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llm_auction_utils.aggregation import linear, log_linear
+from llm_auction_utils.divergences import tv_distance
+from llm_auction_utils.payments import (
+    NotMonotoneError,
+    critical_payment_curve,
+    expected_critical_payment,
+    expected_critical_payments,
+    linear_myerson_payment,
+    myerson_payment,
+    pay_your_bid,
+)
+
+P1 = [0.5, 0.49, 0.01]
+P2 = [0.01, 0.49, 0.5]
+
+
+def linear_callable(d, b):
+    """The linear rule hidden behind a plain callable (forces the general code path)."""
+    return linear(d, b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(0.0, 50.0), st.floats(1e-3, 50.0))
+def test_myerson_closed_form_equals_numeric_integral(b, B):
+    numeric = myerson_payment(lambda s: s / (s + B), b)
+    closed = linear_myerson_payment(b, B)
+    assert float(numeric) == pytest.approx(float(closed), rel=1e-7, abs=1e-12)
+    # direct formula B ln(1 + b/B) - b B / (b + B)
+    assert float(closed) == pytest.approx(B * np.log1p(b / B) - b * B / (b + B), rel=1e-6, abs=1e-12)
+    # payment never exceeds the bid times the allocation
+    assert 0.0 <= float(closed) <= b * b / (b + B) + 1e-12
+
+
+def test_linear_myerson_small_ratio_and_vectorized():
+    b = np.array([0.0, 1e-8, 1e-4, 1e-2, 1.0])
+    z = linear_myerson_payment(b, 2.0)
+    # second-order expansion z ~ b^2 / (2B) for small b
+    np.testing.assert_allclose(z[1:3], b[1:3] ** 2 / 4.0, rtol=1e-3)
+    assert z[0] == 0.0
+    np.testing.assert_allclose(linear_myerson_payment(1.0, np.array([0.0, 1.0])), [0.0, np.log(2) - 0.5])
+    zt = linear_myerson_payment(torch.tensor([1.0, 2.0], dtype=torch.float64), 1.0)
+    assert isinstance(zt, torch.Tensor)
+    np.testing.assert_allclose(zt.numpy(), linear_myerson_payment(np.array([1.0, 2.0]), 1.0))
+    with pytest.raises(ValueError, match="bid is negative"):
+        linear_myerson_payment(-1.0, 1.0)
+    with pytest.raises(ValueError, match="others_bid_total contains NaN"):
+        linear_myerson_payment(1.0, np.nan)
+
+
+def test_myerson_payment_errors():
+    with pytest.raises(ValueError, match="n_points must be odd"):
+        myerson_payment(lambda s: s, 1.0, n_points=4)
+    with pytest.raises(ValueError, match="allocation returned NaN"):
+        myerson_payment(lambda s: s * np.nan, 1.0)
+    with pytest.raises(ValueError, match="allocation returned shape"):
+        myerson_payment(lambda s: np.ones(3), 1.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 4), st.integers(2, 6))
+def test_expected_critical_payment_linear_is_tv_times_closed_form(seed, n, v):
+    rng = np.random.default_rng(seed)
+    d = rng.dirichlet(np.ones(v), size=n)
+    b = rng.exponential(size=n)
+    i = int(rng.integers(n))
+    others = [j for j in range(n) if j != i]
+    B = b[others].sum()
+    r = linear(d[others], b[others])
+    expected = float(tv_distance(d[i], r)) * float(linear_myerson_payment(b[i], B))
+    assert expected_critical_payment(d, b, i) == pytest.approx(expected, rel=1e-9, abs=1e-14)
+    # all agents at once (closed form) agree
+    allp = expected_critical_payments(d, b)
+    assert float(allp.payments[i]) == pytest.approx(expected, rel=1e-9, abs=1e-14)
+    assert allp.monotone.all()
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10_000))
+def test_general_rule_payment_via_switched_mass_equals_closed_form(seed):
+    rng = np.random.default_rng(seed)
+    d = rng.dirichlet(np.ones(4), size=3)
+    b = rng.exponential(size=3) + 0.05
+    for i in range(3):
+        closed = expected_critical_payment(d, b, i)
+        general = expected_critical_payment(d, b, i, rule=linear_callable, n_grid=257)
+        assert general == pytest.approx(closed, rel=1e-6, abs=1e-12)
+    many = expected_critical_payments(d, b, linear_callable, n_grid=65)
+    np.testing.assert_allclose(many.payments, expected_critical_payments(d, b).payments, rtol=1e-5, atol=1e-12)
+    assert many.monotone.all()
+
+
+def test_critical_payment_curve_matches_closed_form_on_grid():
+    d = np.array([P1, P2])
+    grid = np.linspace(0.0, 2.0, 401)
+    z = critical_payment_curve(linear, d, [0.0, 1.0], 0, grid)
+    tv = float(tv_distance(d[0], d[1]))
+    np.testing.assert_allclose(z, tv * linear_myerson_payment(grid, 1.0), atol=1e-5)
+
+
+def test_non_monotone_step_is_flagged_not_charged():
+    d = np.array([P1, P2])
+    with pytest.raises(NotMonotoneError, match="not monotone for agent 0"):
+        expected_critical_payment(d, [1.0, 1.0], 0, rule=log_linear)
+    res = expected_critical_payments(d, [1.0, 1.0], "log_linear")
+    assert not res.monotone.any()
+    np.testing.assert_array_equal(res.payments, [0.0, 0.0])
+    assert np.isfinite(res.payments).all()
+
+
+def test_log_linear_two_token_payments_are_finite_and_monotone():
+    d = np.array([[0.7, 0.3], [0.2, 0.8]])
+    res = expected_critical_payments(d, [1.5, 1.0], "log_linear", n_grid=129)
+    assert res.monotone.all() and (res.payments > 0).all()
+    for i in range(2):
+        assert float(res.payments[i]) == pytest.approx(expected_critical_payment(d, [1.5, 1.0], i, rule=log_linear), rel=1e-5)
+
+
+def test_degenerate_cases_and_backends():
+    d = np.array([P1, P2])
+    assert expected_critical_payment(d, [1.0, 0.0], 0) == 0.0  # no competition
+    assert expected_critical_payment(d, [0.0, 1.0], 0) == 0.0  # no bid
+    res = expected_critical_payments(d, [1.0, 0.0])
+    np.testing.assert_array_equal(res.payments, [0.0, 0.0])
+    res_ll = expected_critical_payments(d, [1.0, 0.0], "log_linear")
+    np.testing.assert_array_equal(res_ll.payments, [0.0, 0.0])
+    assert res_ll.monotone.all()
+    t = torch.tensor(d, dtype=torch.float32)
+    rt = expected_critical_payments(t, torch.tensor([1.0, 2.0]))
+    assert isinstance(rt.payments, torch.Tensor) and rt.payments.dtype == torch.float32
+    assert rt.monotone.dtype == torch.bool
+    np.testing.assert_allclose(rt.payments.numpy(), expected_critical_payments(d, [1.0, 2.0]).payments, rtol=1e-5)
+    rt2 = expected_critical_payments(t, torch.tensor([1.0, 1.0]), "log_linear")
+    assert not bool(rt2.monotone.any()) and float(rt2.payments.abs().sum()) == 0.0
+
+
+def test_batched_payments_equal_per_item():
+    rng = np.random.default_rng(5)
+    d = rng.dirichlet(np.ones(6), size=(4, 3))
+    b = rng.exponential(size=(4, 3))
+    res = expected_critical_payments(d, b)
+    assert res.payments.shape == (4, 3)
+    for k in range(4):
+        np.testing.assert_allclose(res.payments[k], [expected_critical_payment(d[k], b[k], i) for i in range(3)], rtol=1e-9)
+
+
+def test_large_vocabulary_closed_form_is_fast_and_finite():
+    rng = np.random.default_rng(0)
+    V = 262_144
+    d = torch.tensor(rng.dirichlet(np.ones(V), size=3), dtype=torch.float32)
+    res = expected_critical_payments(d, torch.tensor([1.0, 2.0, 3.0]))
+    assert res.payments.shape == (3,) and torch.isfinite(res.payments).all() and bool(res.monotone.all())
+
+
+def test_pay_your_bid():
+    np.testing.assert_array_equal(pay_your_bid([1.0, 2.0]), [1.0, 2.0])
+    with pytest.raises(ValueError, match="negative"):
+        pay_your_bid([1.0, -2.0])
+    with pytest.raises(ValueError, match="dists has 3 agents but bids has 2"):
+        expected_critical_payments(np.ones((3, 2)) / 2, [1.0, 2.0])
