@@ -24,6 +24,7 @@ __all__ = [
     "PreferenceViolation",
     "comparable",
     "preference_violation",
+    "preferred_region_vertices",
     "strictly_prefers",
     "violation_amount",
     "weakly_prefers",
@@ -115,3 +116,32 @@ def preference_violation(q_new: ArrayLike, q_old: ArrayLike, p_i: ArrayLike) -> 
     tok = ex.argmax(axis=-1)
     take = lambda x: np.take_along_axis(x, tok[..., None], axis=-1)[..., 0]  # noqa: E731
     return PreferenceViolation(token=tok, amount=take(ex), q_new=take(an), q_old=take(bn), p_i=take(pn))
+
+
+def preferred_region_vertices(q: ArrayLike, p_i: ArrayLike, *, atol: float = 1e-12) -> np.ndarray:
+    """Vertices, in angular order, of ``{q' in simplex : q' >=_i q}`` for 3 tokens (THEORY.md section 2).
+
+    The region is the coordinatewise box between ``q`` and ``p_i`` intersected with
+    the simplex, a polygon with corners ``q`` and ``p_i``.  Each vertex has two
+    coordinates on a box bound and the third fixed by summing to 1; the candidates
+    are enumerated and those that are distributions in the box are kept.
+    """
+    import itertools
+
+    q_arr = to_numpy(as_distributions(q, name="q", min_ndim=1)).astype(float)
+    p_arr = to_numpy(as_distributions(p_i, name="p_i", min_ndim=1)).astype(float)
+    if q_arr.shape != (3,) or p_arr.shape != (3,):
+        raise ValueError(f"preferred_region_vertices needs two distributions over 3 tokens, got {q_arr.shape} and {p_arr.shape}")
+    low, high = np.minimum(q_arr, p_arr), np.maximum(q_arr, p_arr)
+    candidates = np.array([
+        np.insert(np.array(bounds), free, 1.0 - sum(bounds))
+        for free in range(3)
+        for bounds in itertools.product(*[(low[t], high[t]) for t in range(3) if t != free])
+    ])
+    candidates = np.clip(candidates[(candidates >= -atol).all(-1)], 0.0, 1.0)
+    kept = candidates[np.asarray(weakly_prefers(candidates, q_arr, p_arr, atol=atol))]
+    vertices = np.unique(kept.round(12), axis=0)
+    centred = vertices - vertices.mean(0)
+    # angular order in the plane of the simplex (any fixed 2-d projection works)
+    angle = np.arctan2(centred[:, 1] - centred[:, 2], centred[:, 0] - 0.5 * (centred[:, 1] + centred[:, 2]))
+    return vertices[np.argsort(angle)]
