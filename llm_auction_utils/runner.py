@@ -136,8 +136,29 @@ def _check_parameters(path: Path, parameters: dict[str, Any]) -> None:
         )
 
 
+def _coalesce_streams(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge consecutive outputs of the same stream: how a print is split into messages depends on timing."""
+    merged: list[dict[str, Any]] = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (
+            output.get("output_type") == "stream"
+            and previous is not None
+            and previous.get("output_type") == "stream"
+            and previous.get("name") == output.get("name")
+        ):
+            text = "".join(previous["text"]) + "".join(output.get("text", ""))
+            previous["text"] = text.splitlines(keepends=True)
+        else:
+            if output.get("output_type") == "stream":
+                output = dict(output, text="".join(output.get("text", "")).splitlines(keepends=True))
+            merged.append(output)
+    return merged
+
+
 def clean_notebook(nb: dict[str, Any]) -> dict[str, Any]:
-    """Strip papermill/timing metadata and widget state; renumber widget model ids deterministically."""
+    """Strip papermill/timing metadata and widget state; renumber widget model ids deterministically;
+    merge consecutive outputs of the same stream (their split depends on timing)."""
     metadata = nb.setdefault("metadata", {})
     metadata.pop("papermill", None)
     metadata.pop("widgets", None)
@@ -149,7 +170,8 @@ def clean_notebook(nb: dict[str, Any]) -> dict[str, Any]:
         cell_meta.pop("ExecuteTime", None)
         if cell.get("cell_type") != "code":
             continue
-        for output in cell.get("outputs", []):
+        cell["outputs"] = _coalesce_streams(cell.get("outputs", []))
+        for output in cell["outputs"]:
             view = output.get("data", {}).get("application/vnd.jupyter.widget-view+json")
             if isinstance(view, dict) and "model_id" in view:
                 counter += 1

@@ -222,9 +222,13 @@ def stable_sample(
         return np.asarray(to_numpy(out), dtype=np.float64)
 
     if B == 0.0 or bi == 0.0:
-        # no competition (q does not depend on the bid) or no bid: plain inverse-CDF draw
+        # no competition (q does not depend on the bid) or no bid: no switch is possible.
+        # At bid 0 the slots keep the losing-first order (D = {p_i < q(0)}) so the token is
+        # the same one the coupling gives for any positive bid that does not switch it.
         qb = q_at(np.array([bi]))[0]
-        tok = _pick(np.cumsum(qb), uf * qb.sum())
+        order = np.concatenate([np.flatnonzero(dn[agent] < qb), np.flatnonzero(~(dn[agent] < qb))])
+        cdf = np.cumsum(qb[order])
+        tok = order[_pick(cdf, uf * cdf[-1])]
         z = np.zeros(M)
         return StableDraw(
             token=_scalarize(tok, scalar, int),
@@ -243,7 +247,9 @@ def stable_sample(
             f"violate the order by {ex[k]:.3g}); stable sampling is undefined"
         )
     q0, qb = qs[0], qs[-1]
-    Dm = qb < q0
+    # a monotone path moves each q_t toward p_i(t) and never past it, so the tokens that
+    # lose probability are D = {t : p_i(t) < q(0)(t)} whatever the bid: one fixed order
+    Dm = dn[agent] < q0
     order = np.concatenate([np.flatnonzero(Dm), np.flatnonzero(~Dm)])
     widths = q0[order]
     cdf = np.cumsum(widths)

@@ -194,3 +194,16 @@ def test_batch_bad_grid_file(workbook: Path, capsys: pytest.CaptureFixture[str],
     assert batch.main([str(grid), "-o", str(workbook / "out"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+def test_clean_notebook_merges_split_streams() -> None:
+    nb = {"metadata": {}, "cells": [{"cell_type": "code", "metadata": {}, "outputs": [
+        {"output_type": "stream", "name": "stdout", "text": ["a line"]},
+        {"output_type": "stream", "name": "stdout", "text": "\n"},
+        {"output_type": "stream", "name": "stderr", "text": "warn\n"},
+        {"output_type": "stream", "name": "stdout", "text": "x\ny\n"},
+    ]}]}
+    outputs = runner.clean_notebook(nb)["cells"][0]["outputs"]
+    assert [(o["name"], o["text"]) for o in outputs] == [
+        ("stdout", ["a line\n"]), ("stderr", ["warn\n"]), ("stdout", ["x\n", "y\n"])
+    ]

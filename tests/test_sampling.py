@@ -220,3 +220,16 @@ def test_stable_sampler_errors():
         stable_sample_linear([0.5, 0.5], [0.5, 0.5], 0.5, [0.1, 0.2], 0.1)
     with pytest.raises(ValueError, match="r row 0 sums to"):
         stable_sample_linear([0.5, 0.5], [0.5, 0.6], 0.5, 0.1, 0.1)
+
+
+def test_general_sampler_bid_zero_is_coupled_with_positive_bids() -> None:
+    """At bid 0 the slots keep the losing-first order: a tiny bid changes no unswitched token."""
+    from llm_auction_utils.aggregation import linear, log_linear
+
+    dists = np.array([[0.85, 0.15], [0.3, 0.7], [0.55, 0.45]])
+    u = np.linspace(0.01, 0.99, 99)
+    v = u[::-1]
+    for rule in (linear, log_linear):
+        at_zero = stable_sample(dists, [0.0, 1.0, 2.0], 0, rule, u, v)
+        tiny = stable_sample(dists, [1e-3, 1.0, 2.0], 0, rule, u, v)
+        assert np.array_equal(at_zero.token != tiny.token, tiny.switched)
