@@ -212,6 +212,7 @@ def verify_incentive_equivalence(
     bid_grid: ArrayLike,
     *,
     atol: float = 1e-9,
+    payment_atol: float = 1e-12,
 ) -> EquivalenceReport:
     """Verify THEORY.md section 3's equivalence for ``rule`` on one instance, both ways.
 
@@ -219,7 +220,11 @@ def verify_incentive_equivalence(
     - not monotone          ->  consistent aggregation fails (with the
       counterexample), so no payment rule satisfies both; the critical-bid
       payment candidate is checked as well for illustration.
-    ``bid_grid`` must start at 0.
+    ``bid_grid`` must start at 0.  ``atol`` decides when an outcome moved (strict
+    improvement), ``payment_atol`` when a payment rose.  On paths that level off
+    (an outcome moving by less than ``atol`` while the payment still rises by more
+    than ``payment_atol``) the two tolerances must be chosen together: a rise of
+    the critical-bid payment between bids ``b < b'`` is at most ``b' * TV(q(b), q(b'))``.
     """
     from .monotonicity import check_bid_path
 
@@ -229,7 +234,7 @@ def verify_incentive_equivalence(
         raise ValueError("bid_grid must start at 0")
     mono = check_bid_path(A, dists, bids, agent, g, atol=atol).is_monotone
     cons = consistent_aggregation(A, dists, bids, agent, g, atol=atol)
-    pm = payment_monotonicity(A, dists, bids, agent, g, None, atol=atol)
+    pm = payment_monotonicity(A, dists, bids, agent, g, None, atol=atol, payment_atol=payment_atol)
     if mono:
         ok = cons.holds and pm.holds
         cex = None
