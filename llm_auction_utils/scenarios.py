@@ -1,0 +1,350 @@
+"""Auction scenarios: a query, advertisers with briefs and bids, few-shot prompts.
+
+A scenario is a readable YAML file in ``data/scenarios/`` (THEORY.md section 6)::
+
+    name: hawaii
+    query: Vacations in Hawaii
+    examples:                 # few-shot example ads (optional: defaults below)
+      - brand: Trail Runner Shoes
+        about: running shoes for hikers
+        query: hiking shoes   # only needed when there is a platform agent
+        ad: Conquer every mountain trail in Trail Runner Shoes.
+    advertisers:
+      - name: Alpha Airlines
+        brief: an airline with direct flights to Hawaii   # or: prompt: <full prompt>
+        bid: 1.0
+    platform:                 # optional agent for the user's query
+      name: Platform
+      bid: 1.0
+    rule: linear              # optional (linear | log_linear)
+    max_new_tokens: 32        # optional
+    stop: ["\\n"]             # optional stop strings
+
+Every agent is a prompt over one base model.  The default model is a base (not
+instruction-tuned) LLM, so prompts are few-shot: the example ads written as
+``"Ad for <brand>, <what it is>:"`` followed by one line of copy, then the
+agent's own open line ``"Ad for <name>, <brief>:"``.  The platform agent's open
+line is ``'Ad for the search "<query>":'`` after the same examples written with
+their queries: it prefers copy relevant to the user's query, whoever it names.
+
+Errors name the file and the field, e.g.
+``"hawaii.yaml: advertisers[1].bid: must be a non-negative number, got 'abc'"``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+__all__ = [
+    "DEFAULT_EXAMPLES",
+    "AdExample",
+    "AgentSpec",
+    "Scenario",
+    "ScenarioError",
+    "advertiser_prompt",
+    "list_scenarios",
+    "load_scenario",
+    "platform_prompt",
+    "scenario_from_dict",
+    "scenarios_dir",
+]
+
+
+class ScenarioError(ValueError):
+    """A scenario file or dict is malformed; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class AdExample:
+    """One few-shot example ad: ``brand``, what it is (``about``), the ``ad`` copy, and
+    optionally the search ``query`` it answers (used in the platform agent's prompt)."""
+
+    brand: str
+    about: str
+    ad: str
+    query: str | None = None
+
+
+DEFAULT_EXAMPLES: tuple[AdExample, ...] = (
+    AdExample("Trail Runner Shoes", "running shoes for hikers",
+              "Conquer every mountain trail in Trail Runner Shoes.", "hiking shoes"),
+    AdExample("Luigi's Pizza", "a pizzeria in New York",
+              "Grab a hot, cheesy slice at Luigi's Pizza tonight.", "pizza in New York"),
+)
+"""Built-in few-shot examples used when a scenario gives none."""
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One agent of a scenario: its display ``name``, full ``prompt``, ``bid`` and ``role``
+    (``"advertiser"`` or ``"platform"``); ``brief`` is the advertiser's description."""
+
+    name: str
+    prompt: str
+    bid: float
+    role: str = "advertiser"
+    brief: str | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated auction scenario (see the module docstring for the file format)."""
+
+    name: str
+    query: str
+    agents: tuple[AgentSpec, ...]
+    description: str = ""
+    examples: tuple[AdExample, ...] = DEFAULT_EXAMPLES
+    rule: str = "linear"
+    max_new_tokens: int = 32
+    stop: tuple[str, ...] = ("\n",)
+    model: str | None = None
+    source: str = field(default="<dict>", compare=False)
+
+    @property
+    def names(self) -> list[str]:
+        """Agents' names, in auction order."""
+        return [a.name for a in self.agents]
+
+    @property
+    def prompts(self) -> list[str]:
+        """Agents' full few-shot prompts, in auction order."""
+        return [a.prompt for a in self.agents]
+
+    @property
+    def bids(self) -> list[float]:
+        """Agents' bids, in auction order."""
+        return [a.bid for a in self.agents]
+
+    def with_bids(self, bids: Sequence[float] | Mapping[str, float]) -> "Scenario":
+        """A copy with new bids: a sequence in agent order, or a mapping name -> bid
+        (agents not named keep their bid)."""
+        if isinstance(bids, Mapping):
+            unknown = set(bids) - set(self.names)
+            if unknown:
+                raise ScenarioError(f"{self.source}: bids name unknown agents {sorted(unknown)}; "
+                                    f"agents are {self.names}")
+            new = [bids.get(a.name, a.bid) for a in self.agents]
+        else:
+            new = list(bids)
+            if len(new) != len(self.agents):
+                raise ScenarioError(f"{self.source}: {len(new)} bids given for {len(self.agents)} agents "
+                                    f"{self.names}")
+        checked = [_bid(b, self.source, f"bids[{i}]") for i, b in enumerate(new)]
+        if not any(b > 0 for b in checked):
+            raise ScenarioError(f"{self.source}: bids: all bids are zero")
+        return replace(self, agents=tuple(replace(a, bid=b) for a, b in zip(self.agents, checked)))
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+def _example_block(examples: Sequence[AdExample], *, by_query: bool) -> str:
+    lines = []
+    for ex in examples:
+        head = f'Ad for the search "{ex.query}":' if by_query else f"Ad for {ex.brand}, {ex.about}:"
+        lines.append(f"{head}\n{ex.ad}\n\n")
+    return "".join(lines)
+
+
+def advertiser_prompt(name: str, brief: str, examples: Sequence[AdExample] = DEFAULT_EXAMPLES) -> str:
+    """Few-shot prompt of an advertiser (THEORY.md section 6).
+
+    ``"Ad for <brand>, <about>:\\n<ad>\\n\\n"`` for each example, then the open line
+    ``"Ad for <name>, <brief>:\\n"``; the model continues with one line of copy.
+    """
+    if not name.strip() or not brief.strip():
+        raise ValueError("advertiser name and brief must be non-empty")
+    return _example_block(examples, by_query=False) + f"Ad for {name.strip()}, {brief.strip()}:\n"
+
+
+def platform_prompt(query: str, examples: Sequence[AdExample] = DEFAULT_EXAMPLES) -> str:
+    """Few-shot prompt of the platform agent that represents the user's query.
+
+    The examples are written as ``'Ad for the search "<query>":\\n<ad>'``, then the
+    open line ``'Ad for the search "<query>":\\n'``; every example needs a ``query``.
+    """
+    if not query.strip():
+        raise ValueError("query must be non-empty")
+    missing = [ex.brand for ex in examples if not ex.query]
+    if missing:
+        raise ValueError(f"examples {missing} have no 'query', needed for the platform agent's prompt")
+    return _example_block(examples, by_query=True) + f'Ad for the search "{query.strip()}":\n'
+
+
+# --------------------------------------------------------------------------- validation
+
+_TOP_KEYS = {"name", "description", "query", "examples", "advertisers", "platform",
+             "rule", "max_new_tokens", "stop", "model"}
+
+
+def _err(source: str, where: str, msg: str) -> ScenarioError:
+    return ScenarioError(f"{source}: {where}: {msg}")
+
+
+def _text(value: Any, source: str, where: str, *, required: bool = True) -> str | None:
+    if value is None:
+        if required:
+            raise _err(source, where, "is missing")
+        return None
+    if not isinstance(value, str):
+        raise _err(source, where, f"must be a string, got {type(value).__name__} {value!r}")
+    if not value.strip():
+        raise _err(source, where, "must be a non-empty string")
+    return value.strip()
+
+
+def _bid(value: Any, source: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _err(source, where, f"must be a non-negative number, got {value!r}")
+    b = float(value)
+    if not math.isfinite(b) or b < 0:
+        raise _err(source, where, f"must be a finite non-negative number, got {value!r}")
+    return b
+
+
+def _mapping(value: Any, source: str, where: str, allowed: set[str]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _err(source, where, f"must be a mapping, got {type(value).__name__}")
+    unknown = set(value) - allowed
+    if unknown:
+        raise _err(source, where, f"unknown field(s) {sorted(map(str, unknown))}; allowed: {sorted(allowed)}")
+    return value
+
+
+def scenario_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Scenario:
+    """Validate a scenario given as a dict (the YAML file's content) and build its prompts."""
+    d = _mapping(data, source, "top level", _TOP_KEYS)
+    name = _text(d.get("name"), source, "name")
+    query = _text(d.get("query"), source, "query")
+    description = _text(d.get("description"), source, "description", required=False) or ""
+
+    examples: tuple[AdExample, ...] = DEFAULT_EXAMPLES
+    if "examples" in d:
+        raw = d["examples"]
+        if not isinstance(raw, list) or not raw:
+            raise _err(source, "examples", "must be a non-empty list of example ads")
+        exs = []
+        for i, item in enumerate(raw):
+            where = f"examples[{i}]"
+            m = _mapping(item, source, where, {"brand", "about", "ad", "query"})
+            exs.append(AdExample(
+                brand=_text(m.get("brand"), source, f"{where}.brand"),
+                about=_text(m.get("about"), source, f"{where}.about"),
+                ad=_text(m.get("ad"), source, f"{where}.ad"),
+                query=_text(m.get("query"), source, f"{where}.query", required=False),
+            ))
+        examples = tuple(exs)
+
+    raw_ads = d.get("advertisers")
+    if not isinstance(raw_ads, list) or not raw_ads:
+        raise _err(source, "advertisers", "must be a non-empty list of advertisers")
+    agents: list[AgentSpec] = []
+    for i, item in enumerate(raw_ads):
+        where = f"advertisers[{i}]"
+        m = _mapping(item, source, where, {"name", "brief", "prompt", "bid"})
+        a_name = _text(m.get("name"), source, f"{where}.name")
+        if "bid" not in m:
+            raise _err(source, f"{where}.bid", "is missing")
+        bid = _bid(m["bid"], source, f"{where}.bid")
+        brief = _text(m.get("brief"), source, f"{where}.brief", required=False)
+        prompt = m.get("prompt")
+        if (brief is None) == (prompt is None):
+            raise _err(source, where, "give exactly one of 'brief' (few-shot prompt is built) or 'prompt'")
+        if prompt is not None:
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise _err(source, f"{where}.prompt", "must be a non-empty string")
+        else:
+            prompt = advertiser_prompt(a_name, brief, examples)
+        agents.append(AgentSpec(name=a_name, prompt=prompt, bid=bid, role="advertiser", brief=brief))
+
+    if d.get("platform") is not None:
+        m = _mapping(d["platform"], source, "platform", {"name", "bid", "prompt"})
+        p_name = _text(m.get("name", "Platform"), source, "platform.name")
+        if "bid" not in m:
+            raise _err(source, "platform.bid", "is missing")
+        bid = _bid(m["bid"], source, "platform.bid")
+        prompt = m.get("prompt")
+        if prompt is not None:
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise _err(source, "platform.prompt", "must be a non-empty string")
+        else:
+            try:
+                prompt = platform_prompt(query, examples)
+            except ValueError as exc:
+                raise _err(source, "examples", str(exc)) from None
+        agents.append(AgentSpec(name=p_name, prompt=prompt, bid=bid, role="platform"))
+
+    names = [a.name for a in agents]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise _err(source, "advertisers", f"agent names must be unique, repeated: {dup}")
+    if not any(a.bid > 0 for a in agents):
+        raise _err(source, "advertisers", "all bids are zero (at least one agent must bid > 0)")
+
+    rule = _text(d.get("rule", "linear"), source, "rule")
+    if rule.lower().replace("-", "_") not in {"linear", "log_linear"}:
+        raise _err(source, "rule", f"unknown aggregation rule {rule!r}; use 'linear' or 'log_linear'")
+    max_new = d.get("max_new_tokens", 32)
+    if isinstance(max_new, bool) or not isinstance(max_new, int) or max_new <= 0:
+        raise _err(source, "max_new_tokens", f"must be a positive integer, got {max_new!r}")
+    stop_raw = d.get("stop", ["\n"])
+    if stop_raw is None:
+        stop_raw = []
+    if isinstance(stop_raw, str):
+        stop_raw = [stop_raw]
+    if not isinstance(stop_raw, list) or not all(isinstance(s, str) and s for s in stop_raw):
+        raise _err(source, "stop", f"must be a list of non-empty strings, got {stop_raw!r}")
+    model = _text(d.get("model"), source, "model", required=False)
+
+    return Scenario(
+        name=name, query=query, agents=tuple(agents), description=description,
+        examples=examples, rule=rule.lower().replace("-", "_"), max_new_tokens=max_new,
+        stop=tuple(stop_raw), model=model, source=source,
+    )
+
+
+# --------------------------------------------------------------------------- files
+
+
+def scenarios_dir() -> Path:
+    """The repository's ``data/scenarios`` folder."""
+    return Path(__file__).resolve().parent.parent / "data" / "scenarios"
+
+
+def list_scenarios() -> list[str]:
+    """Names of the scenario files in :func:`scenarios_dir` (without ``.yaml``)."""
+    folder = scenarios_dir()
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def load_scenario(path_or_name: str | Path) -> Scenario:
+    """Load and validate a scenario from a YAML file path or a name in ``data/scenarios``.
+
+    Raises :class:`ScenarioError` (a ``ValueError``) naming the file and field on
+    bad content, and ``FileNotFoundError`` listing the known scenarios when the
+    file does not exist.
+    """
+    path = Path(path_or_name).expanduser()
+    if not path.is_file():
+        candidate = scenarios_dir() / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
+        if path.parent == Path(".") and candidate.is_file():
+            path = candidate
+        else:
+            raise FileNotFoundError(
+                f"scenario {str(path_or_name)!r} not found (no such file, and not one of "
+                f"{list_scenarios()} in {scenarios_dir()})"
+            )
+    label = path.name
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{label}: not valid YAML: {exc}") from None
+    if data is None:
+        raise ScenarioError(f"{label}: the file is empty")
+    return scenario_from_dict(data, source=label)
