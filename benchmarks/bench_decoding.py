@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from llm_auction_utils.aggregation import get_rule
-from llm_auction_utils.engine import run_auction
+from llm_auction_utils.engine import next_token_distributions, run_auction
 from llm_auction_utils.models import DEFAULT_MODEL, LoadedModel, load_model
 from llm_auction_utils.payments import expected_critical_payments
 from llm_auction_utils.sampling import sample_token
@@ -171,7 +171,7 @@ def time_naive(lm: LoadedModel, prompts: list[str], bids: list[float], tokens: i
         for _ in range(tokens):
             logits = [lm.model(input_ids=torch.tensor([c + new], device=lm.device), use_cache=False,
                                logits_to_keep=1).logits[0, -1] for c in ctx]
-            dists = torch.softmax(torch.stack(logits).float(), dim=-1)
+            dists = next_token_distributions(torch.stack(logits))
             q = rule(dists, b)
             expected_critical_payments(dists, b, rule)
             new.append(int(sample_token(q, gen)))

@@ -214,6 +214,23 @@ def test_top_p_keeps_the_smallest_nucleus(values, p):
     assert float(q[kept].min()) >= _max0(q[~kept]) - 1e-15
 
 
+def test_next_token_distributions_are_accurately_normalized():
+    """Wide vocabularies: rows sum to 1 within 1e-5 in float32 and match a float64 softmax."""
+    from llm_auction_utils.engine import next_token_distributions
+
+    g = torch.Generator().manual_seed(0)
+    logits = 4.0 * torch.randn(3, 262_144, generator=g) - 20.0
+    for temperature in (1.0, 0.7, 1.5):
+        p = next_token_distributions(logits, temperature)
+        assert p.dtype == torch.float32 and torch.isfinite(p).all()
+        assert float((p.sum(-1) - 1).abs().max()) <= 1e-5
+        ref = torch.softmax(logits.double() / temperature, -1)
+        assert float((p.double() - ref).abs().max()) <= 1e-6
+    with torch.no_grad():
+        half = next_token_distributions(logits.to(torch.bfloat16))
+    assert half.dtype == torch.float32 and float((half.sum(-1) - 1).abs().max()) <= 1e-5
+
+
 def test_top_p_one_and_large_k_are_identity():
     q = torch.softmax(torch.randn(5, 100, generator=torch.Generator().manual_seed(0)), -1)
     assert torch.equal(aggregate_top_p(q, 1.0), q)
@@ -277,12 +294,13 @@ def test_cached_batched_distributions_match_uncached_and_theory_core(default_mod
     assert tr.n_tokens == len(seen) == 8 and tr.stop_reason == "max_new_tokens"
     gen = list(tr.token_ids)
     bids = torch.tensor(sc.bids, dtype=torch.float32, device=lm.device)
-    ref = torch.stack([torch.softmax(_generated_positions(lm, p, gen) / temperature, -1)
-                       for p in sc.prompts], dim=1)  # (T, n, V)
+    ref = torch.stack([torch.softmax(_generated_positions(lm, p, gen).double() / temperature, -1)
+                       for p in sc.prompts], dim=1)  # (T, n, V), float64 reference
     for t, (dists, q) in enumerate(seen):
-        assert float((dists - ref[t]).abs().max()) <= 1e-4, f"step {t}"
+        assert float((dists.double() - ref[t]).abs().max()) <= 1e-4, f"step {t}"
+        assert abs(float(dists.sum(-1).double().sub(1).abs().max())) <= 1e-5  # normalized accurately
         assert torch.allclose(q, linear(dists, bids), atol=1e-7, rtol=0)
-        assert float((q - linear(ref[t], bids)).abs().max()) <= 1e-4
+        assert float((q.double() - linear(ref[t], bids.double())).abs().max()) <= 1e-4
     # transcript columns are the same quantities
     tok = torch.tensor(gen, device=lm.device)
     p_tok = ref[torch.arange(len(gen)), :, tok].double().cpu().numpy()
@@ -388,9 +406,9 @@ def test_agents_over_two_models_sharing_a_tokenizer(default_model, tiny_model):
                      max_new_tokens=4, seed=9, on_step=lambda s: seen.append(s.dists.clone()))
     gen = list(tr.token_ids)
     for i, lm in enumerate([default_model, tiny_model]):
-        ref = torch.softmax(_generated_positions(lm, sc.prompts[i], gen), -1)
+        ref = torch.softmax(_generated_positions(lm, sc.prompts[i], gen).double(), -1)
         for t, dists in enumerate(seen):
-            assert float((dists[i] - ref[t]).abs().max()) <= 1e-4
+            assert float((dists[i].double() - ref[t]).abs().max()) <= 1e-4
     _no_nan(tr)
 
 
