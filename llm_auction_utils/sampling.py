@@ -81,6 +81,19 @@ class StableSample:
     switch_level: Any
     critical_bid: Any = None
 
+def _losing_first_slot(losing: np.ndarray, widths: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lay slots of width ``widths[t]`` on [0, 1), losing tokens first (THEORY.md section 4).
+
+    Returns, for each uniform ``u``, the token whose slot holds ``u`` and the offset
+    of ``u`` inside that slot.
+    """
+    order = np.concatenate([np.flatnonzero(losing), np.flatnonzero(~losing)])
+    cdf = np.cumsum(widths[order])
+    starts = cdf - widths[order]
+    w = u * cdf[-1]
+    pos = _pick(cdf, w)
+    return order[pos], np.clip(w - starts[pos], 0.0, None)
+
 
 def stable_sample_linear(
     p_i: ArrayLike,
@@ -112,14 +125,7 @@ def stable_sample_linear(
     scalar = uu.ndim == 0
 
     D = p < rr
-    order = np.concatenate([np.flatnonzero(D), np.flatnonzero(~D)])
-    widths = rr[order]
-    cdf = np.cumsum(widths)
-    starts = cdf - widths
-    w = uu * cdf[-1]
-    pos = _pick(cdf, w)
-    tok = order[pos]
-    off = np.clip(w - starts[pos], 0.0, None)
+    tok, off = _losing_first_slot(D, rr, uu)
     in_d = D[tok]
     gap = np.where(in_d, rr[tok] - p[tok], 1.0)
     xstar = np.where(in_d, (rr[tok] - off) / gap, np.inf)
@@ -226,9 +232,7 @@ def stable_sample(
         # At bid 0 the slots keep the losing-first order (D = {p_i < q(0)}) so the token is
         # the same one the coupling gives for any positive bid that does not switch it.
         qb = q_at(np.array([bi]))[0]
-        order = np.concatenate([np.flatnonzero(dn[agent] < qb), np.flatnonzero(~(dn[agent] < qb))])
-        cdf = np.cumsum(qb[order])
-        tok = order[_pick(cdf, uf * cdf[-1])]
+        tok, _ = _losing_first_slot(dn[agent] < qb, qb, uf)
         z = np.zeros(M)
         return StableDraw(
             token=_scalarize(tok, scalar, int),
@@ -250,14 +254,7 @@ def stable_sample(
     # a monotone path moves each q_t toward p_i(t) and never past it, so the tokens that
     # lose probability are D = {t : p_i(t) < q(0)(t)} whatever the bid: one fixed order
     Dm = dn[agent] < q0
-    order = np.concatenate([np.flatnonzero(Dm), np.flatnonzero(~Dm)])
-    widths = q0[order]
-    cdf = np.cumsum(widths)
-    starts = cdf - widths
-    w = uf * cdf[-1]
-    pos = _pick(cdf, w)
-    tok = order[pos]
-    off = np.clip(w - starts[pos], 0.0, None)
+    tok, off = _losing_first_slot(Dm, q0, uf)
     switched = Dm[tok] & (qb[tok] <= off)
 
     crit = np.full(M, np.inf)
