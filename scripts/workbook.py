@@ -106,6 +106,7 @@ def test(args: list[str]) -> int:
     env = _child_env()
     env["HF_HUB_OFFLINE"] = "1"
     env["TRANSFORMERS_OFFLINE"] = "1"
+    env.setdefault("HYPOTHESIS_PROFILE", "ci")
     notebooks = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
     command = [
         str(python), "-m", "pytest", "tests", *notebooks,

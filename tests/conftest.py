@@ -8,8 +8,16 @@ that use them are marked ``@pytest.mark.model``; deselect with ``-m "not model"`
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+from hypothesis import settings
+
+# The test command runs hypothesis derandomized (profile "ci"): the same examples on every
+# run, so a green run stays green.  HYPOTHESIS_PROFILE=default explores new examples.
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")
