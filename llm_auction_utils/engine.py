@@ -34,7 +34,9 @@ its bid switched the token).
 
 Everything per step stays in torch on the model's device: the vocabulary of the
 default model has 262,144 tokens, so no Python loop over it and no per-step
-copies to the host besides the chosen token id.
+copies to the host besides the chosen token id (the stable sampler of the
+theory core works in float64 numpy, so ``sampler="stable"`` copies the step's
+distributions to the host).
 """
 
 from __future__ import annotations
