@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -266,6 +266,17 @@ def _log_linear_path(logp: Array, bp: Array, i: int) -> Array:
     return e / xsum(e, axis=-1, keepdims=True)
 
 
+def _path_aggregate(A: Any, name: str | None, d: Array, logp: Array | None, bp: Array, i: int) -> Array:
+    """The aggregate along a bid path ``bp (..., G, n)`` in which only agent ``i``'s bid varies -> ``(..., G, V)``."""
+    if name == "log_linear":
+        return _log_linear_path(logp, bp, i)  # no (G, n, V) temporaries
+    G = bp.shape[-2]
+    dp = d[..., None, :, :]
+    shape = tuple(bp.shape[:-2]) + (G,) + tuple(d.shape[-2:])
+    dp = dp.expand(shape) if is_torch(d) else np.broadcast_to(dp, shape)
+    return A(dp, bp) if name is None else A(dp, bp, validate=False)
+
+
 @dataclass(frozen=True)
 class CriticalPayments:
     """Expected critical-bid payments of every agent for a step.
@@ -302,6 +313,10 @@ def expected_critical_payments(
       bids ``b_i t^3`` in ``[0, b_i]`` (Simpson in ``t``; ``n_grid`` odd) gives ``T(s) = TV(q(s), q(0))``
       and the Myerson payment; the grid also checks monotonicity (tolerance
       ``atol``).  A non-monotone agent gets ``monotone=False`` and payment 0.0.
+      The path's two ends are compared first (``q(b_i)`` must be preferred to
+      ``q(0)`` by agent ``i``): where they already violate the order for every
+      instance of the batch, the agent is flagged without evaluating the grid
+      (on a real 262,144-token vocabulary log-linear usually fails there).
     """
     d, b = dists_and_bids(dists, bids)
     A = get_rule(rule)
@@ -345,19 +360,21 @@ def expected_critical_payments(
         bp[..., 0, i] = xwhere(others_zero, bi, 0.0 * bi)
         degenerate = others_zero | (bi == 0)
         bp = xwhere(degenerate[..., None, None], b[..., None, :] + 0.0 * bp, bp)
-        if name == "log_linear":
-            qs = _log_linear_path(logp, bp, i)  # (..., G, V), no (G, n, V) temporaries
-        else:
-            dp = d[..., None, :, :]
-            dp = dp.expand(lead + (n_grid,) + tuple(d.shape[-2:])) if is_torch(d) else np.broadcast_to(
-                dp, lead + (n_grid,) + tuple(d.shape[-2:])
-            )
-            qs = A(dp, bp) if name is None else A(dp, bp, validate=False)  # (..., G, V)
-        T = 0.5 * xsum(xabs(qs - qs[..., :1, :]), axis=-1)  # (..., G)
         p_i = d[..., i, :][..., None, :]
+        # cheap necessary condition first: the path's ends, q(b_i) preferred to q(0)
+        ends = _path_aggregate(A, name, d, logp, bp[..., [0, n_grid - 1], :], i)
+        end_viol = _token_excess(ends[..., 1:, :], ends[..., :1, :], p_i)
+        end_viol = (end_viol.amax(dim=(-2, -1)) if is_torch(end_viol) else end_viol.max(axis=(-2, -1))) > atol
+        end_viol = end_viol & ~degenerate
+        if bool(end_viol.all()):
+            pays.append(0.0 * bi)
+            monos.append(~end_viol)
+            continue
+        qs = _path_aggregate(A, name, d, logp, bp, i)  # (..., G, V)
+        T = 0.5 * xsum(xabs(qs - qs[..., :1, :]), axis=-1)  # (..., G)
         ex = _token_excess(qs[..., 1:, :], qs[..., :-1, :], p_i)
         viol = (ex.amax(dim=-1) if is_torch(ex) else ex.max(axis=-1)) > atol
-        mono_i = ~(viol.any(dim=-1) if is_torch(viol) else viol.any(axis=-1))
+        mono_i = ~(viol.any(dim=-1) if is_torch(viol) else viol.any(axis=-1)) & ~end_viol
         z = bi * T[..., -1] - bi * xsum(w * T, axis=-1)
         z = xwhere(mono_i & ~degenerate, z, 0.0 * z)
         z = xwhere(z > 0, z, 0.0 * z)  # clip Simpson round-off below 0

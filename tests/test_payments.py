@@ -167,3 +167,32 @@ def test_pay_your_bid():
         pay_your_bid([1.0, -2.0])
     with pytest.raises(ValueError, match="dists has 3 agents but bids has 2"):
         expected_critical_payments(np.ones((3, 2)) / 2, [1.0, 2.0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(2, 6), v=st.integers(3, 5))
+def test_log_linear_batch_equals_items_with_the_end_check(seed, k, v):
+    """A batch mixing monotone and non-monotone steps runs the grid; a lone non-monotone step
+    is flagged by the cheap end check alone. Both paths give the same flags and payments."""
+    rng = np.random.default_rng(seed)
+    d = rng.dirichlet(np.full(v, 0.6), size=(k, 2))
+    b = rng.exponential(size=(k, 2)) + 0.05
+    res = expected_critical_payments(d, b, "log_linear")
+    for j in range(k):
+        one = expected_critical_payments(d[j], b[j], "log_linear")
+        np.testing.assert_array_equal(one.monotone, res.monotone[j])
+        np.testing.assert_allclose(one.payments, res.payments[j], rtol=1e-9, atol=1e-15)
+        for i in range(2):
+            if one.monotone[i]:
+                assert one.payments[i] == pytest.approx(expected_critical_payment(d[j], b[j], i, rule=log_linear), rel=1e-4, abs=1e-9)
+            else:
+                assert one.payments[i] == 0.0
+
+
+def test_end_check_flags_a_violation_between_the_path_ends():
+    """THEORY's counterexample: raising agent 0's bid from 0 to 1 moves the middle token away from p_0."""
+    d = np.array([P1, P2])
+    q0, q1 = log_linear(d, [0.0, 1.0]), log_linear(d, [1.0, 1.0])
+    assert q1[1] > max(q0[1], P1[1])     # the middle token leaves the interval [q(0), p_0]
+    res = expected_critical_payments(d, [1.0, 1.0], "log_linear", n_grid=3)
+    assert not res.monotone[0] and res.payments[0] == 0.0
