@@ -14,6 +14,8 @@ by token and charges payments.  Modules name the concepts of the theory
 - :mod:`llm_auction_utils.sampling`     -- stable sampling, exponential clocks
 - :mod:`llm_auction_utils.divergences`  -- KL objectives behind the rules
 - :mod:`llm_auction_utils.models`, :mod:`llm_auction_utils.engine` -- the LLM side
+- :mod:`llm_auction_utils.influence`    -- what each agent contributes to a creative (step recorders)
+- :mod:`llm_auction_utils.parameters`   -- clear errors for bad notebook parameters
 - :mod:`llm_auction_utils.notebook`     -- notebook plumbing (theme, seeds, figures)
 
 Submodules are imported on demand so that ``import llm_auction_utils`` stays light.
@@ -39,6 +41,8 @@ _SUBMODULES = {
     "scenarios",
     "notebook",
     "runner",
+    "influence",
+    "parameters",
 }
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "get_rule",
     "linear",
     "log_linear",
+    "others_linear_aggregate",
     "rule_name",
 ]
 
@@ -91,6 +92,25 @@ def linear(dists: ArrayLike, bids: ArrayLike, *, validate: bool = True) -> Array
     """
     d, lam = _shares_for(dists, bids, validate)
     return xsum(lam[..., :, None] * d, axis=-2)
+
+
+def others_linear_aggregate(dists: ArrayLike, bids: ArrayLike, *, validate: bool = True) -> Array:
+    """The others' linear aggregate ``r_i = sum_{j != i} b_j p_j / B_i``, ``B_i = sum_{j != i} b_j`` (THEORY.md section 4).
+
+    ``dists (..., n, V)``, ``bids (..., n)`` -> ``(..., n, V)``, row ``i`` for agent ``i``.
+    It is what the auction would write without agent ``i``; with ``S = sum_j b_j`` and
+    ``q`` the linear aggregate, ``S q = b_i p_i + B_i r_i``, so the critical-bid
+    payment's factor is ``TV(p_i, r_i)``.  Where nobody else bids (``B_i = 0``)
+    ``r_i = p_i`` (agent ``i`` alone decides the token; ``TV = 0``).
+    """
+    d, b = dists_and_bids(dists, bids) if validate else (dists, bids)
+    total = xsum(b[..., :, None] * d, axis=-2)  # (..., V) = S q
+    B = xsum(b, axis=-1, keepdims=True) - b  # (..., n)
+    alone = B <= 0
+    Bs = xwhere(alone, 1.0 + 0.0 * B, B)
+    r = (total[..., None, :] - b[..., :, None] * d) / Bs[..., :, None]
+    r = xwhere(alone[..., :, None], d, r)
+    return xwhere(r > 0, r, 0.0 * r)  # round-off below 0 where only agent i had mass
 
 
 def log_linear(dists: ArrayLike, bids: ArrayLike, *, validate: bool = True) -> Array:

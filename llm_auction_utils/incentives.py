@@ -26,7 +26,7 @@ import numpy as np
 from ._validation import ArrayLike, as_bid_grid, to_numpy
 from .aggregation import RuleLike, get_rule
 from .monotonicity import bid_path
-from .payments import critical_payment_curve
+from .payments import critical_payment_curve, linear_myerson_payment
 from .preferences import _token_excess
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "PaymentMonotonicityReport",
     "consistent_aggregation",
     "payment_monotonicity",
+    "utility_curves",
     "verify_incentive_equivalence",
 ]
 
@@ -258,3 +259,48 @@ def verify_incentive_equivalence(
     return EquivalenceReport(
         monotone=mono, consistency=cons, critical_payments=pm, equivalence_holds=ok, counterexample=cex, explanation=expl
     )
+
+
+def utility_curves(
+    critical_bids: ArrayLike, tv: ArrayLike, others_bid_total: ArrayLike, value: float, bid_grid: ArrayLike
+) -> dict[str, np.ndarray]:
+    """Expected utility per token of an agent with value ``v`` per switched token, for every bid of a grid.
+
+    THEORY.md section 4, linear rule with stable sampling.  Inputs, for ``S`` steps
+    and ``M`` stable-sampling draws per step:
+
+    - ``critical_bids (S, M)``: per draw the smallest bid at which the token switches
+      to the agent's draw (``inf`` where it never does);
+    - ``tv (S,)``, ``others_bid_total (S,)``: ``TV(p_i, r_i)`` and ``B_i`` of each step.
+
+    Returns arrays over ``bid_grid``, averaged over steps (Monte Carlo over the draws):
+
+    - ``"critical bid"``: ``E[(v - c) 1{c <= b}]``, pay the critical bid when switched;
+    - ``"critical bid (exact)"``: ``mean_s TV_s (v b / (b + B_s) - Myerson(b, B_s))``;
+    - ``"first price on switch"``: ``E[(v - b) 1{c <= b}]``, pay the bid when switched;
+    - ``"pay-your-bid"``: ``E[v 1{c <= b}] - b``, pay the bid on every token.
+
+    The first two are maximized at ``b = v`` (truthfulness); the other two are not.
+    """
+    c = np.sort(np.asarray(to_numpy(critical_bids), dtype=np.float64).ravel())
+    if c.size == 0 or np.isnan(c).any() or (c < 0).any():
+        raise ValueError("critical_bids must be a non-empty array of bids >= 0 (inf where never switched), without NaN")
+    grid = as_bid_grid(bid_grid)
+    tv_a = np.asarray(to_numpy(tv), dtype=np.float64).reshape(-1, 1)
+    B = np.asarray(to_numpy(others_bid_total), dtype=np.float64).reshape(-1, 1)
+    if tv_a.shape != B.shape or not (np.isfinite(tv_a).all() and (tv_a >= 0).all() and (tv_a <= 1 + 1e-12).all()):
+        raise ValueError("tv must be values in [0, 1], one per step, like others_bid_total")
+    if not (np.isfinite(B).all() and (B > 0).all()):
+        raise ValueError("others_bid_total must be finite and > 0 at every step")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"value must be a finite number > 0, got {value!r}")
+    n = c.size
+    k = np.searchsorted(c, grid, side="right")  # draws switched at bid b
+    paid = np.r_[0.0, np.cumsum(np.where(np.isfinite(c), c, 0.0))][k]  # sum of their critical bids
+    exact = np.mean(tv_a * (value * grid / (grid + B) - linear_myerson_payment(grid[None, :], B)), axis=0)
+    return {
+        "critical bid": (value * k - paid) / n,
+        "critical bid (exact)": exact,
+        "first price on switch": (value - grid) * k / n,
+        "pay-your-bid": value * k / n - grid,
+    }

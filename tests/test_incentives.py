@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_auction_utils.aggregation import linear, log_linear
-from llm_auction_utils.incentives import consistent_aggregation, payment_monotonicity, verify_incentive_equivalence
+from llm_auction_utils.incentives import (
+    consistent_aggregation,
+    payment_monotonicity,
+    utility_curves,
+    verify_incentive_equivalence,
+)
+from llm_auction_utils.sampling import stable_sample_linear
 from llm_auction_utils.payments import linear_myerson_payment
 from llm_auction_utils.divergences import tv_distance
 
@@ -85,3 +91,41 @@ def test_errors():
         verify_incentive_equivalence(linear, d, [0.0, 1.0], 0, GRID + 1)
     with pytest.raises(ValueError, match="at least 2 bids"):
         consistent_aggregation(linear, d, [0.0, 1.0], 0, [0.0])
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), v=st.sampled_from([0.25, 0.5, 1.0, 2.0]))
+def test_utility_curves_truthful_bid_is_best_for_critical_bid_only(seed, v):
+    rng = np.random.default_rng(seed)
+    steps = []
+    for _ in range(4):
+        p, r = rng.dirichlet(np.ones(6), size=2)
+        steps.append((p, r, float(rng.uniform(0.5, 2.0))))
+    crit = []
+    for p, r, B in steps:  # the critical bids do not depend on the agent's own bid: draw them at any share
+        draw = stable_sample_linear(p, r, 0.5, rng.random(3000), rng.random(3000), others_bid_total=B)
+        crit.append(draw.critical_bid)
+    tv = np.array([float(tv_distance(p, r)) for p, r, _ in steps])
+    B = np.array([B for *_, B in steps])
+    grid = np.union1d(np.linspace(0, 4, 81), [v])
+    iv = int(np.flatnonzero(grid == v)[0])
+    cur = utility_curves(np.array(crit), tv, B, v, grid)
+    for rule in ["critical bid", "critical bid (exact)"]:
+        assert cur[rule].max() - cur[rule][iv] <= 1e-12, rule          # regret of truthful bidding is 0
+    assert grid[np.argmax(cur["first price on switch"])] < v and grid[np.argmax(cur["pay-your-bid"])] < v
+    assert cur["pay-your-bid"][iv] < cur["pay-your-bid"].max()
+    # Monte Carlo agrees with the closed form TV x (v b/(b+B) - Myerson) within a few standard errors
+    assert np.abs(cur["critical bid"] - cur["critical bid (exact)"]).max() < 0.05 * v + 0.01
+
+
+def test_utility_curves_errors():
+    with pytest.raises(ValueError, match="critical_bids"):
+        utility_curves(np.array([[np.nan]]), [0.5], [1.0], 1.0, [0, 1])
+    with pytest.raises(ValueError, match="tv must be"):
+        utility_curves(np.array([[0.5]]), [1.5], [1.0], 1.0, [0, 1])
+    with pytest.raises(ValueError, match="others_bid_total"):
+        utility_curves(np.array([[0.5]]), [0.5], [0.0], 1.0, [0, 1])
+    with pytest.raises(ValueError, match="value must be"):
+        utility_curves(np.array([[0.5]]), [0.5], [1.0], -1.0, [0, 1])
+    with pytest.raises(ValueError, match="non-decreasing"):
+        utility_curves(np.array([[0.5]]), [0.5], [1.0], 1.0, [1, 0])

@@ -1,0 +1,109 @@
+"""Checks of a notebook's parameters (the cell tagged ``parameters`` that papermill rewrites).
+
+A batch run passes values from the command line or a YAML file; a typo there must
+stop the notebook at once with an error that names the parameter and says what it
+must be, not fail later with a NaN or a shape error.  Every function returns the
+value (normalized: ``float`` for numbers, ``list`` for sequences) or raises
+``ValueError("NAME must be ..., got ...")``.  Booleans are never accepted as numbers.
+
+Usage in a notebook::
+
+    from llm_auction_utils import parameters as check
+    check.integer("SEED", SEED, low=0)
+    LAMBDAS = check.number_list("LAMBDA_GRID", LAMBDA_GRID, low=0, high=1, min_len=2, increasing=True)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+__all__ = ["bid_profiles", "boolean", "choices", "integer", "number", "number_list"]
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _range_text(low: float | None, high: float | None, low_open: bool) -> str:
+    if low is not None and high is not None:
+        return f" in {'(' if low_open else '['}{low:g}, {high:g}]"
+    if low is not None:
+        return f" {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f" <= {high:g}"
+    return ""
+
+
+def _in_range(x: float, low: float | None, high: float | None, low_open: bool) -> bool:
+    if low is not None and (x <= low if low_open else x < low):
+        return False
+    return high is None or x <= high
+
+
+def integer(name: str, value: Any, *, low: int | None = None) -> int:
+    """An integer (not a bool), at least ``low``."""
+    if not (isinstance(value, int) and not isinstance(value, bool)) or (low is not None and value < low):
+        raise ValueError(f"{name} must be an integer{_range_text(low, None, False)}, got {value!r}")
+    return value
+
+
+def number(name: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False) -> float:
+    """A finite number (not a bool) in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    if not _is_number(value) or not _in_range(float(value), low, high, low_open):
+        raise ValueError(f"{name} must be a finite number{_range_text(low, high, low_open)}, got {value!r}")
+    return float(value)
+
+
+def boolean(name: str, value: Any) -> bool:
+    """``True`` or ``False`` (not 0/1, not the string ``"False"``)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def number_list(
+    name: str,
+    value: Any,
+    *,
+    min_len: int = 1,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    increasing: bool = False,
+) -> list[float]:
+    """A list (or tuple) of at least ``min_len`` finite numbers in the range, strictly increasing if asked."""
+    what = (f"a list of at least {min_len} {'strictly increasing ' if increasing else ''}finite numbers"
+            f"{_range_text(low, high, low_open)}")
+    ok = isinstance(value, (list, tuple)) and len(value) >= min_len and all(
+        _is_number(x) and _in_range(float(x), low, high, low_open) for x in value
+    )
+    if ok and increasing:
+        ok = all(a < b for a, b in zip(value, value[1:]))
+    if not ok:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return [float(x) for x in value]
+
+
+def choices(name: str, value: Any, options: Sequence[str], *, min_len: int = 1) -> list[str]:
+    """A list of distinct strings, each one of ``options``."""
+    ok = (isinstance(value, (list, tuple)) and len(value) >= min_len and len(set(map(repr, value))) == len(value)
+          and all(isinstance(x, str) and x in options for x in value))
+    if not ok:
+        raise ValueError(f"{name} must list distinct values among {', '.join(map(repr, options))}, got {value!r}")
+    return list(value)
+
+
+def bid_profiles(name: str, value: Any, agents: Sequence[str], *, positive: bool = False) -> list[list[float]]:
+    """A non-empty list of bid profiles, each one finite bid per agent, ``>= 0`` and not all 0 (``> 0`` if ``positive``)."""
+    n = len(agents)
+    if not (isinstance(value, (list, tuple)) and value):
+        raise ValueError(f"{name} must be a non-empty list of bid profiles, got {value!r}")
+    for prof in value:
+        ok = isinstance(prof, (list, tuple)) and len(prof) == n and all(
+            _is_number(b) and (b > 0 if positive else b >= 0) for b in prof
+        )
+        if not ok or not any(b > 0 for b in prof):
+            rule = "> 0" if positive else ">= 0, not all 0"
+            raise ValueError(f"{name}: {prof!r} must list {n} bids {rule}, one per agent of {list(agents)}")
+    return [[float(b) for b in prof] for prof in value]
