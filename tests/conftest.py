@@ -1,7 +1,7 @@
 """Shared pytest fixtures.
 
 Model fixtures load the offline default model (Gemma 3 270M) once per test
-session through :func:`llm_auction_utils.models.load_model`; when its converted
+session through :func:`llm_auction_utils.llm.models.load_model`; when its converted
 copy is not cached yet they prepare it first (about two minutes, once).  Tests
 that use them are marked ``@pytest.mark.model``; deselect with ``-m "not model"``.
 """
@@ -22,8 +22,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 @pytest.fixture(scope="session")
 def default_model():
-    """The default model and tokenizer (:class:`~llm_auction_utils.models.LoadedModel`), loaded once."""
-    from llm_auction_utils.models import (
+    """The default model and tokenizer (:class:`~llm_auction_utils.llm.models.LoadedModel`), loaded once."""
+    from llm_auction_utils.llm.models import (
         DEFAULT_MODEL,
         is_default_model_prepared,
         load_model,
@@ -41,7 +41,7 @@ def tiny_model(default_model):
     (a second, cheap 'model' for multi-model agents)."""
     from transformers import Gemma3TextConfig, Gemma3ForCausalLM
 
-    from llm_auction_utils.models import LoadedModel
+    from llm_auction_utils.llm.models import LoadedModel
 
     torch.manual_seed(1234)
     cfg = Gemma3TextConfig(

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from llm_auction_utils.aggregation import AggregationRule, bid_shares, get_rule, linear, log_linear, rule_name
+from llm_auction_utils.theory.aggregation import AggregationRule, bid_shares, get_rule, linear, log_linear, rule_name
 
 BLOG_DISTS = [[0.8, 0.2], [1.0, 0.0], [0.0, 1.0]]  # tokens: Large, Generative
 BLOG_BIDS = [1.0, 2.0, 2.0]

@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_auction_utils.aggregation import linear, log_linear
-from llm_auction_utils.divergences import (
+from llm_auction_utils.theory.aggregation import linear, log_linear
+from llm_auction_utils.theory.divergences import (
     argmin_on_simplex,
     generalized_kl,
     kl_divergence,
@@ -18,7 +18,7 @@ from llm_auction_utils.divergences import (
     rlhf_policy,
     tv_distance,
 )
-from llm_auction_utils.preferences import weakly_prefers
+from llm_auction_utils.theory.preferences import weakly_prefers
 
 
 def test_kl_conventions():

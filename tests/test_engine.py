@@ -19,11 +19,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_auction_utils.aggregation import linear, log_linear
-from llm_auction_utils.engine import aggregate_top_k, aggregate_top_p, run_auction, run_scenario
-from llm_auction_utils.models import ModelLoadError
-from llm_auction_utils.payments import expected_critical_payments
-from llm_auction_utils.scenarios import (
+from llm_auction_utils.theory.aggregation import linear, log_linear
+from llm_auction_utils.llm.engine import aggregate_top_k, aggregate_top_p, run_auction, run_scenario
+from llm_auction_utils.llm.models import ModelLoadError
+from llm_auction_utils.theory.payments import expected_critical_payments
+from llm_auction_utils.llm.scenarios import (
     ScenarioError,
     advertiser_prompt,
     list_scenarios,
@@ -142,7 +142,7 @@ def test_scenario_file_errors(tmp_path):
         ({"bids": [1.0, float("nan")]}, ValueError, "is NaN"),
         ({"bids": [1.0, -2.0]}, ValueError, "negative"),
         ({"bids": [0, 0]}, ValueError, "all bids are zero"),
-        ({"bids": [1.0, "x"]}, ValueError, "not a number"),
+        ({"bids": [1.0, "x"]}, TypeError, "must be a number"),
         ({"bids": [1.0, float("inf")]}, ValueError, "infinite"),
         ({"max_new_tokens": 0}, ValueError, "max_new_tokens must be positive"),
         ({"max_new_tokens": -3}, ValueError, "max_new_tokens must be positive"),
@@ -216,7 +216,7 @@ def test_top_p_keeps_the_smallest_nucleus(values, p):
 
 def test_next_token_distributions_are_accurately_normalized():
     """Wide vocabularies: rows sum to 1 within 1e-5 in float32 and match a float64 softmax."""
-    from llm_auction_utils.engine import next_token_distributions
+    from llm_auction_utils.llm.engine import next_token_distributions
 
     g = torch.Generator().manual_seed(0)
     logits = 4.0 * torch.randn(3, 262_144, generator=g) - 20.0
@@ -414,7 +414,7 @@ def test_agents_over_two_models_sharing_a_tokenizer(default_model, tiny_model):
 
 @pytest.mark.model
 def test_cli_runs_a_scenario_file(default_model, capsys):
-    from llm_auction_utils.cli import main
+    from llm_auction_utils.llm.cli import main
 
     rc = main(["data/scenarios/hawaii.yaml", "--bids", "1", "3", "--greedy", "--max-new-tokens", "3"])
     out = capsys.readouterr().out
@@ -434,7 +434,7 @@ def test_cli_runs_a_scenario_file(default_model, capsys):
     ],
 )
 def test_cli_bad_arguments_give_one_line_errors(argv, message, capsys):
-    from llm_auction_utils.cli import main
+    from llm_auction_utils.llm.cli import main
 
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -444,7 +444,7 @@ def test_cli_bad_arguments_give_one_line_errors(argv, message, capsys):
 
 
 def test_cli_missing_scenario_and_wrong_bid_count(capsys):
-    from llm_auction_utils.cli import main
+    from llm_auction_utils.llm.cli import main
 
     assert main(["no_such_scenario"]) == 1
     err = capsys.readouterr().err

@@ -7,16 +7,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_auction_utils.aggregation import linear, log_linear
-from llm_auction_utils.incentives import (
+from llm_auction_utils.theory.aggregation import linear, log_linear
+from llm_auction_utils.theory.incentives import (
     consistent_aggregation,
     payment_monotonicity,
     utility_curves,
     verify_incentive_equivalence,
 )
-from llm_auction_utils.sampling import stable_sample_linear
-from llm_auction_utils.payments import linear_myerson_payment
-from llm_auction_utils.divergences import tv_distance
+from llm_auction_utils.theory.sampling import stable_sample_linear
+from llm_auction_utils.theory.payments import linear_myerson_payment
+from llm_auction_utils.theory.divergences import tv_distance
 
 P1 = [0.5, 0.49, 0.01]
 P2 = [0.01, 0.49, 0.5]
@@ -30,10 +30,10 @@ def test_critical_bid_payments_satisfy_both_properties_for_linear(seed, n):
     d = rng.dirichlet(np.ones(5) * 0.5, size=n)
     b = rng.exponential(size=n) + 0.05
     i = int(rng.integers(n))
-    assert consistent_aggregation(linear, d, b, i, GRID).holds
-    pm = payment_monotonicity(linear, d, b, i, GRID)  # default: critical-bid payments
+    assert consistent_aggregation(d, b, i, linear, GRID).holds
+    pm = payment_monotonicity(d, b, i, linear, GRID)  # default: critical-bid payments
     assert pm.holds, pm.violations
-    rep = verify_incentive_equivalence(linear, d, b, i, GRID)
+    rep = verify_incentive_equivalence(d, b, i, linear, GRID)
     assert rep.monotone and rep.equivalence_holds and rep.counterexample is None
 
 
@@ -42,32 +42,32 @@ def test_closed_form_payments_pass_and_wrong_payments_fail():
     B = 1.0
     tv = float(tv_distance(d[0], d[1]))
     closed = lambda g: tv * linear_myerson_payment(g, B)  # noqa: E731
-    assert payment_monotonicity(linear, d, [0.0, B], 0, GRID, closed).holds
+    assert payment_monotonicity(d, [0.0, B], 0, linear, GRID, closed).holds
     # charging nothing: strictly better outcomes without paying more
-    zero = payment_monotonicity(linear, d, [0.0, B], 0, GRID, np.zeros_like(GRID))
+    zero = payment_monotonicity(d, [0.0, B], 0, linear, GRID, np.zeros_like(GRID))
     assert not zero.holds and not zero.iff_holds and zero.zero_at_zero
     # pay-your-bid per token is fine here, but a payment that drops is not non-decreasing
-    dropping = payment_monotonicity(linear, d, [0.0, B], 0, GRID, np.sin(GRID) + 0.0)
+    dropping = payment_monotonicity(d, [0.0, B], 0, linear, GRID, np.sin(GRID) + 0.0)
     assert not dropping.non_decreasing
     # charging at bid 0
-    assert not payment_monotonicity(linear, d, [0.0, B], 0, GRID, GRID + 1.0).zero_at_zero
+    assert not payment_monotonicity(d, [0.0, B], 0, linear, GRID, GRID + 1.0).zero_at_zero
 
 
 def test_paying_for_no_change_breaks_payment_monotonicity():
     # identical distributions: the outcome never changes, so any positive payment is "paying more for nothing"
     d = np.array([[0.3, 0.7], [0.3, 0.7]])
-    rep = payment_monotonicity(linear, d, [0.0, 1.0], 0, GRID, GRID)
+    rep = payment_monotonicity(d, [0.0, 1.0], 0, linear, GRID, GRID)
     assert not rep.holds and "without a strictly preferred outcome" in rep.violations[0][2]
-    assert payment_monotonicity(linear, d, [0.0, 1.0], 0, GRID).holds  # critical-bid payment is 0 here
+    assert payment_monotonicity(d, [0.0, 1.0], 0, linear, GRID).holds  # critical-bid payment is 0 here
 
 
 def test_log_linear_counterexample_breaks_consistent_aggregation():
     d = np.array([P1, P2])
-    cons = consistent_aggregation(log_linear, d, [0.0, 1.0], 0, GRID)
+    cons = consistent_aggregation(d, [0.0, 1.0], 0, log_linear, GRID)
     assert not cons.holds and cons.token == 1 and cons.violation is not None
     k, l = cons.violation
     assert k < l and cons.amount > 0.2
-    rep = verify_incentive_equivalence(log_linear, d, [0.0, 1.0], 0, GRID)
+    rep = verify_incentive_equivalence(d, [0.0, 1.0], 0, log_linear, GRID)
     assert not rep.monotone and rep.equivalence_holds
     assert rep.counterexample is not None and rep.counterexample[2] == 1
     assert "no payment rule satisfies both" in rep.explanation
@@ -77,20 +77,20 @@ def test_log_linear_counterexample_breaks_consistent_aggregation():
 
 def test_log_linear_two_tokens_is_fine():
     d = np.array([[0.7, 0.3], [0.2, 0.8]])
-    rep = verify_incentive_equivalence(log_linear, d, [0.5, 1.0], 0, GRID)
+    rep = verify_incentive_equivalence(d, [0.5, 1.0], 0, log_linear, GRID)
     assert rep.monotone and rep.equivalence_holds and rep.critical_payments.holds
 
 
 def test_errors():
     d = np.array([P1, P2])
     with pytest.raises(ValueError, match="payments has shape"):
-        payment_monotonicity(linear, d, [0.0, 1.0], 0, GRID, np.zeros(3))
+        payment_monotonicity(d, [0.0, 1.0], 0, linear, GRID, np.zeros(3))
     with pytest.raises(ValueError, match="payments contain NaN"):
-        payment_monotonicity(linear, d, [0.0, 1.0], 0, GRID, np.full(GRID.shape, np.nan))
+        payment_monotonicity(d, [0.0, 1.0], 0, linear, GRID, np.full(GRID.shape, np.nan))
     with pytest.raises(ValueError, match="must start at 0"):
-        verify_incentive_equivalence(linear, d, [0.0, 1.0], 0, GRID + 1)
+        verify_incentive_equivalence(d, [0.0, 1.0], 0, linear, GRID + 1)
     with pytest.raises(ValueError, match="at least 2 bids"):
-        consistent_aggregation(linear, d, [0.0, 1.0], 0, [0.0])
+        consistent_aggregation(d, [0.0, 1.0], 0, linear, [0.0])
 
 
 @settings(max_examples=25, deadline=None)

@@ -11,17 +11,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_auction_utils.aggregation import linear, log_linear, others_linear_aggregate
-from llm_auction_utils.divergences import kl_divergence, tv_distance
-from llm_auction_utils.influence import (
+from llm_auction_utils.theory.aggregation import linear, log_linear, others_linear_aggregate
+from llm_auction_utils.theory.divergences import kl_divergence, tv_distance
+from llm_auction_utils.llm.influence import (
     BidPathRecorder,
     DivergenceRecorder,
     OthersTVRecorder,
     token_influence,
     top_k_buckets,
 )
-from llm_auction_utils.monotonicity import check_bid_path
-from llm_auction_utils.payments import expected_critical_payments, linear_myerson_payment
+from llm_auction_utils.theory.monotonicity import check_bid_path
+from llm_auction_utils.theory.payments import expected_critical_payments, linear_myerson_payment
 
 
 def _step(dists: np.ndarray, bids, step: int = 0, rule=linear) -> SimpleNamespace:
@@ -126,7 +126,7 @@ def test_bid_path_recorder_agrees_with_check_bid_path():
     df = rec.frame()
     assert list(df["agent"]) == [0, 1] and (df["worst"] > 1e-3).all() and df["above both"].all()
     grid = np.linspace(0, 1, 17) ** 3
-    ref = check_bid_path("log_linear", torch.tensor(d, dtype=torch.float32), [1.0, 1.0], 0, grid, atol=1e-7)
+    ref = check_bid_path(torch.tensor(d, dtype=torch.float32), [1.0, 1.0], 0, "log_linear", grid, atol=1e-7)
     assert df.loc[0, "worst"] == pytest.approx(ref.worst_violation)
     lin = BidPathRecorder("linear", [1.0, 2.0])
     lin(_step(d, [1.0, 2.0]))

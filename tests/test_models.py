@@ -1,4 +1,4 @@
-"""Tests of :mod:`llm_auction_utils.models`: offline loading, caches, clear errors."""
+"""Tests of :mod:`llm_auction_utils.llm.models`: offline loading, caches, clear errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from llm_auction_utils import models as M
-from llm_auction_utils.models import (
+from llm_auction_utils.llm import models as M
+from llm_auction_utils.llm.models import (
     DEFAULT_MODEL,
     LoadedModel,
     ModelLoadError,
@@ -115,7 +115,7 @@ def test_different_tokenizers_are_refused():
 
 
 def test_engine_refuses_models_with_different_tokenizers():
-    from llm_auction_utils.engine import run_auction
+    from llm_auction_utils.llm.engine import run_auction
 
     a = _word_level_model(["sun", "sea", "sand"])
     b = _word_level_model(["sun", "sea", "snow"])

@@ -8,17 +8,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_auction_utils.aggregation import linear, log_linear
-from llm_auction_utils.divergences import kl_divergence
-from llm_auction_utils.monotonicity import bid_path, check_bid_path, check_monotonicity, random_instances
-from llm_auction_utils.preferences import weakly_prefers
+from llm_auction_utils.theory.aggregation import linear, log_linear
+from llm_auction_utils.theory.divergences import kl_divergence
+from llm_auction_utils.theory.monotonicity import bid_path, check_bid_path, check_monotonicity, random_instances
+from llm_auction_utils.theory.preferences import weakly_prefers
 
 P1 = [0.5, 0.49, 0.01]
 P2 = [0.01, 0.49, 0.5]
 
 
 def test_theory_counterexample_value_and_bid_path_check():
-    rep = check_bid_path(log_linear, [P1, P2], [0.0, 1.0], 0, [0.0, 1.0])
+    rep = check_bid_path([P1, P2], [0.0, 1.0], 0, log_linear, [0.0, 1.0])
     assert not rep.is_monotone
     assert rep.first_violation == 0 and rep.token == 1
     assert rep.qs[0, 1] == pytest.approx(0.49, abs=1e-12)
@@ -101,20 +101,20 @@ def test_random_instances_are_valid():
 
 def test_bid_path_shapes_backends_and_errors():
     grid = np.linspace(0, 3, 7)
-    qs = bid_path(linear, [P1, P2], [0.0, 1.0], 0, grid)
+    qs = bid_path([P1, P2], [0.0, 1.0], 0, linear, grid)
     assert qs.shape == (7, 3)
     np.testing.assert_allclose(qs[3], linear([P1, P2], [1.5, 1.0]))
-    qt = bid_path("log_linear", torch.tensor([P1, P2], dtype=torch.float64), [0.0, 1.0], 0, grid)
+    qt = bid_path(torch.tensor([P1, P2], dtype=torch.float64), [0.0, 1.0], 0, "log_linear", grid)
     assert isinstance(qt, torch.Tensor) and qt.shape == (7, 3)
-    np.testing.assert_allclose(qt.numpy(), bid_path(log_linear, [P1, P2], [0.0, 1.0], 0, grid), atol=1e-12)
-    batched = bid_path(linear, np.stack([[P1, P2], [P2, P1]]), [0.0, 1.0], 0, grid)
+    np.testing.assert_allclose(qt.numpy(), bid_path([P1, P2], [0.0, 1.0], 0, log_linear, grid), atol=1e-12)
+    batched = bid_path(np.stack([[P1, P2], [P2, P1]]), [0.0, 1.0], 0, linear, grid)
     assert batched.shape == (2, 7, 3)
     with pytest.raises(ValueError, match="all-zero bids"):
-        bid_path(linear, [P1, P2], [0.0, 0.0], 0, grid)
+        bid_path([P1, P2], [0.0, 0.0], 0, linear, grid)
     with pytest.raises(ValueError, match="agent 2 out of range"):
-        bid_path(linear, [P1, P2], [0.0, 1.0], 2, grid)
+        bid_path([P1, P2], [0.0, 1.0], 2, linear, grid)
     with pytest.raises(ValueError, match="at least 2 bids"):
-        check_bid_path(linear, [P1, P2], [0.0, 1.0], 0, [1.0])
+        check_bid_path([P1, P2], [0.0, 1.0], 0, linear, [1.0])
 
 
 @settings(max_examples=40, deadline=None)
@@ -125,7 +125,7 @@ def test_kl_to_own_distribution_decreases_in_bid_for_log_linear(seed, v, n):
     b = rng.exponential(size=n) + 0.01
     i = int(rng.integers(n))
     grid = np.sort(np.concatenate([[0.0], rng.exponential(size=10) * 5]))
-    qs = bid_path(log_linear, d, b, i, grid)
+    qs = bid_path(d, b, i, log_linear, grid)
     kl = kl_divergence(qs, d[i])
     assert (np.diff(kl) <= 1e-10).all()
 
@@ -135,5 +135,5 @@ def test_kl_to_own_distribution_decreases_in_bid_for_log_linear(seed, v, n):
 def test_linear_bid_path_is_monotone(seed):
     rng = np.random.default_rng(seed)
     d = rng.dirichlet(np.ones(5) * 0.3, size=3)
-    rep = check_bid_path(linear, d, rng.exponential(size=3), int(rng.integers(3)), np.linspace(0, 10, 21))
+    rep = check_bid_path(d, rng.exponential(size=3), int(rng.integers(3)), linear, np.linspace(0, 10, 21))
     assert rep.is_monotone and rep.first_violation is None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_auction_utils import runner
+from llm_auction_utils.workbook import runner
 
 
 @pytest.mark.parametrize(

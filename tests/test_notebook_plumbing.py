@@ -13,8 +13,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from llm_auction_utils import notebook  # noqa: E402
-from llm_auction_utils.notebook import (  # noqa: E402
+from llm_auction_utils.workbook import notebook  # noqa: E402
+from llm_auction_utils.workbook.notebook import (  # noqa: E402
     FIGURES_DIR_ENV,
     REPO_ROOT_ENV,
     data_path,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from llm_auction_utils import parameters as check
+from llm_auction_utils.workbook import parameters as check
 
 
 def test_integer():
@@ -56,3 +56,21 @@ def test_bid_profiles():
             check.bid_profiles("P", [bad], agents)
     with pytest.raises(ValueError, match=r"must list 3 bids > 0"):
         check.bid_profiles("P", [[1, 0, 2]], agents, positive=True)
+
+
+def test_check_parameters_declarative():
+    ns = {"SEED": 3, "T": 1, "GRID": (0, 1), "RULES": ["linear"], "GREEDY": True, "MODEL": "gemma-3-270m"}
+    out = check.check_parameters(
+        ns, SEED=("integer", {"low": 0}), T=("number", {"low": 0, "low_open": True}),
+        GRID=("number_list", {"min_len": 2, "increasing": True}),
+        RULES=("choices", {"options": ["linear", "log_linear"]}), GREEDY="boolean", MODEL="text",
+    )
+    assert out["T"] == 1.0 and isinstance(ns["T"], float) and ns["GRID"] == [0.0, 1.0]
+    with pytest.raises(ValueError, match=r"^SEED must be an integer >= 0, got -1"):
+        check.check_parameters({"SEED": -1}, SEED=("integer", {"low": 0}))
+    with pytest.raises(ValueError, match=r"parameter MISSING is declared but the notebook does not define it"):
+        check.check_parameters({}, MISSING="boolean")
+    with pytest.raises(ValueError, match=r"unknown parameter kind 'float'"):
+        check.check_parameters({"X": 1.0}, X="float")
+    with pytest.raises(ValueError, match=r"^DEVICE must be one of 'auto', 'cpu'"):
+        check.check_parameters({"DEVICE": "tpu"}, DEVICE=("text", {"options": ["auto", "cpu", "cuda"]}))

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_auction_utils.preferences import (
+from llm_auction_utils.theory.preferences import (
     comparable,
     preference_violation,
     strictly_prefers,

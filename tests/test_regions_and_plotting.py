@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from matplotlib.path import Path
 
-from llm_auction_utils.plotting import SIMPLEX_CORNERS, simplex_xy
-from llm_auction_utils.preferences import preferred_region_vertices, weakly_prefers
+from llm_auction_utils.workbook.plotting import SIMPLEX_CORNERS, simplex_xy
+from llm_auction_utils.theory.preferences import preferred_region_vertices, weakly_prefers
 
 simplex3 = arrays(np.float64, 3, elements=st.floats(0.01, 1.0)).map(lambda a: a / a.sum())
 

@@ -10,8 +10,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from llm_auction_utils import batch, runner
-from llm_auction_utils.notebook import REPO_ROOT_ENV
+from llm_auction_utils.workbook import batch, runner
+from llm_auction_utils.workbook.notebook import REPO_ROOT_ENV
 
 
 def _text(outputs: list[dict]) -> str:
@@ -41,12 +41,12 @@ def workbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         [
             ("md", "# Smoke", []),
             ("code", "SCALE = 2.0", ["parameters"]),
-            ("code", "import os\nfrom llm_auction_utils.notebook import setup_notebook, save_figure\n"
+            ("code", "import os\nfrom llm_auction_utils.workbook.notebook import setup_notebook, save_figure\n"
                      "setup_notebook('01-smoke', seed=1)\nimport matplotlib.pyplot as plt\n"
                      "from tqdm.auto import tqdm\n_ = [i for i in tqdm(range(3))]", []),
             ("code", "fig, ax = plt.subplots()\n_ = ax.plot([0, 1], [0, SCALE])\n"
                      "paths = save_figure(fig, 'line')\nprint(os.path.basename(os.getcwd()), SCALE)", []),
-            ("code", "from llm_auction_utils.notebook import record\n"
+            ("code", "from llm_auction_utils.workbook.notebook import record\n"
                      "record('creatives', [{'text': f'ad {SCALE}', 'twice': 2 * SCALE}])", []),
         ],
     )

@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import chisquare
 
-from llm_auction_utils.aggregation import linear, log_linear
-from llm_auction_utils.divergences import tv_distance
-from llm_auction_utils.payments import NotMonotoneError, expected_critical_payment, linear_myerson_payment
-from llm_auction_utils.sampling import (
+from llm_auction_utils.theory.aggregation import linear, log_linear
+from llm_auction_utils.theory.divergences import tv_distance
+from llm_auction_utils.theory.payments import NotMonotoneError, expected_critical_payment, linear_myerson_payment
+from llm_auction_utils.theory.sampling import (
     exponential_clock,
     sample_token,
     stable_sample,
@@ -143,25 +143,25 @@ def test_truthfulness_of_critical_bid_payments_and_shading_under_pay_your_bid():
 
 def test_stable_step_generators_and_reproducibility():
     d = np.array([[0.6, 0.3, 0.1], [0.1, 0.2, 0.7]])
-    a = stable_step(d, [1.0, 2.0], 0, generator=np.random.default_rng(5))
-    b = stable_step(d, [1.0, 2.0], 0, generator=np.random.default_rng(5))
+    a = stable_step(d, [1.0, 2.0], 0, rng=np.random.default_rng(5))
+    b = stable_step(d, [1.0, 2.0], 0, rng=np.random.default_rng(5))
     assert a == b and isinstance(a.token, int) and isinstance(a.payment, float)
     assert a.payment == (a.critical_bid if a.switched else 0.0)
-    t1 = stable_step(torch.tensor(d), [1.0, 2.0], 0, generator=torch.Generator().manual_seed(1))
-    t2 = stable_step(torch.tensor(d), [1.0, 2.0], 0, generator=torch.Generator().manual_seed(1))
+    t1 = stable_step(torch.tensor(d), [1.0, 2.0], 0, rng=torch.Generator().manual_seed(1))
+    t2 = stable_step(torch.tensor(d), [1.0, 2.0], 0, rng=torch.Generator().manual_seed(1))
     assert t1 == t2
     g = np.random.default_rng(0)
-    draws = [stable_step(d, [1.0, 2.0], 0, generator=g) for _ in range(4000)]
+    draws = [stable_step(d, [1.0, 2.0], 0, rng=g) for _ in range(4000)]
     toks = np.array([s.token for s in draws])
     _freq_matches(toks, linear(d, [1.0, 2.0]))
     # two-token log-linear through stable_step
-    s = stable_step(np.array([[0.7, 0.3], [0.2, 0.8]]), [1.0, 1.0], 0, rule="log_linear", generator=np.random.default_rng(0))
+    s = stable_step(np.array([[0.7, 0.3], [0.2, 0.8]]), [1.0, 1.0], 0, rule="log_linear", rng=np.random.default_rng(0))
     assert s.token in (0, 1) and np.isfinite(s.payment)
     # alone: no payment
-    s = stable_step(d, [1.0, 0.0], 0, generator=np.random.default_rng(0))
+    s = stable_step(d, [1.0, 0.0], 0, rng=np.random.default_rng(0))
     assert s.payment == 0.0 and not s.switched
-    with pytest.raises(TypeError, match="generator"):
-        stable_step(d, [1.0, 2.0], 0, generator=42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="rng must be a numpy Generator"):
+        stable_step(d, [1.0, 2.0], 0, rng=42)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("bids", [[1.0, 2.0, 3.0], [0.5, 0.5], [2.0, 0.0, 1.0]])
@@ -224,7 +224,7 @@ def test_stable_sampler_errors():
 
 def test_general_sampler_bid_zero_is_coupled_with_positive_bids() -> None:
     """At bid 0 the slots keep the losing-first order: a tiny bid changes no unswitched token."""
-    from llm_auction_utils.aggregation import linear, log_linear
+    from llm_auction_utils.theory.aggregation import linear, log_linear
 
     dists = np.array([[0.85, 0.15], [0.3, 0.7], [0.55, 0.45]])
     u = np.linspace(0.01, 0.99, 99)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from llm_auction_utils._validation import (
+from llm_auction_utils.theory.validation import (
     as_bid_grid,
     as_bids,
     as_distributions,
@@ -45,12 +45,16 @@ def test_batched_row_index_is_a_tuple():
         ([[1.5, -0.5]], "negative probability"),
         ([0.5, 0.5], "at least 2 dimensions"),
         (np.zeros((2, 0)), "empty vocabulary"),
-        ("abc", "numeric"),
     ],
 )
 def test_bad_distributions(bad, msg):
     with pytest.raises(ValueError, match=msg):
         as_distributions(bad)
+
+
+def test_non_numeric_distributions_are_a_type_error():
+    with pytest.raises(TypeError, match="numeric"):
+        as_distributions("abc")
 
 
 def test_torch_bad_distributions_detected_without_false_pass():

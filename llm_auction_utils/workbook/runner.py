@@ -2,10 +2,10 @@
 
 Usage (from the set-up script, or directly inside the virtual environment)::
 
-    python -m llm_auction_utils.runner                      # every notebooks/NN-*.ipynb, in place
-    python -m llm_auction_utils.runner 01 04-payments       # a selection (number or stem)
-    python -m llm_auction_utils.runner 06 -p SEED 3 -o runs/seed3   # changed parameters, elsewhere
-    python -m llm_auction_utils.runner 06 -f params.yaml -o runs/p
+    python -m llm_auction_utils.workbook.runner                      # every notebooks/NN-*.ipynb, in place
+    python -m llm_auction_utils.workbook.runner 01 04-payments       # a selection (number or stem)
+    python -m llm_auction_utils.workbook.runner 06 -p SEED 3 -o runs/seed3   # changed parameters, elsewhere
+    python -m llm_auction_utils.workbook.runner 06 -f params.yaml -o runs/p
 
 Each notebook runs with the kernel's working directory set to the notebook's own
 folder (the same directory nbval uses), so relative paths agree between the two.
@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .notebook import FIGURE_LOG_ENV, FIGURES_DIR_ENV, repo_root
+from ..files import atomic_write_json
+from .notebook import FIGURE_LOG_ENV, FIGURES_DIR_ENV, HEADLESS_ENV, repo_root
 
 __all__ = [
     "NotebookResult",
@@ -40,6 +41,7 @@ __all__ = [
     "find_notebooks",
     "load_parameter_file",
     "main",
+    "mark_solution_cells",
     "notebook_parameters",
     "run_notebook",
     "run_notebooks",
@@ -156,9 +158,33 @@ def _coalesce_streams(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return merged
 
 
+SOLUTION_TAG = "solution"
+
+
+def mark_solution_cells(nb: dict[str, Any]) -> dict[str, Any]:
+    """Collapse every cell tagged ``solution`` in JupyterLab (in place; idempotent).
+
+    Sets ``metadata.jupyter.source_hidden`` (the input collapses to a bar showing its first line,
+    so a solution cell starts with a neutral line such as ``# Solution to exercise 1``) and, for
+    code cells, ``metadata.collapsed`` and ``metadata.jupyter.outputs_hidden`` (the outputs
+    collapse).  The site renders the same cells as closed "Show solution" toggles (``docs/conf.py``).
+    """
+    for cell in nb.get("cells", []):
+        meta = cell.setdefault("metadata", {})
+        if SOLUTION_TAG not in meta.get("tags", []):
+            continue
+        jupyter = meta.setdefault("jupyter", {})
+        jupyter["source_hidden"] = True
+        if cell.get("cell_type") == "code":
+            jupyter["outputs_hidden"] = True
+            meta["collapsed"] = True
+    return nb
+
+
 def clean_notebook(nb: dict[str, Any]) -> dict[str, Any]:
     """Strip papermill/timing metadata and widget state; renumber widget model ids deterministically;
-    merge consecutive outputs of the same stream (their split depends on timing)."""
+    merge consecutive outputs of the same stream (their split depends on timing); collapse the
+    solution cells (:func:`mark_solution_cells`)."""
     metadata = nb.setdefault("metadata", {})
     metadata.pop("papermill", None)
     metadata.pop("widgets", None)
@@ -176,21 +202,7 @@ def clean_notebook(nb: dict[str, Any]) -> dict[str, Any]:
             if isinstance(view, dict) and "model_id" in view:
                 counter += 1
                 view["model_id"] = f"{counter:032x}"
-    return nb
-
-
-def _write_json_atomically(target: Path, payload: dict[str, Any]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=1, ensure_ascii=False, sort_keys=True)
-            handle.write("\n")
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    return mark_solution_cells(nb)
 
 
 def _describe_failure(exc: BaseException, executed: Path) -> str:
@@ -237,8 +249,9 @@ def run_notebook(
     executed = scratch / path.name
     figure_log = scratch / "figures.log"
     figure_log.touch()
-    previous_env = {name: os.environ.get(name) for name in (FIGURE_LOG_ENV, FIGURES_DIR_ENV)}
+    previous_env = {name: os.environ.get(name) for name in (FIGURE_LOG_ENV, FIGURES_DIR_ENV, HEADLESS_ENV)}
     os.environ[FIGURE_LOG_ENV] = str(figure_log)
+    os.environ[HEADLESS_ENV] = "1"  # no progress bars in the stored outputs
     if target != path:  # a run elsewhere keeps its figures beside its notebooks
         os.environ[FIGURES_DIR_ENV] = str(target.parent / "figures")
     else:
@@ -272,7 +285,7 @@ def run_notebook(
                 os.environ[name] = value
     seconds = time.perf_counter() - started
     nb = json.loads(executed.read_text(encoding="utf-8"))
-    _write_json_atomically(target, clean_notebook(nb))
+    atomic_write_json(target, clean_notebook(nb))
     written = [Path(line) for line in figure_log.read_text(encoding="utf-8").splitlines() if line]
     unique = sorted(set(written))
     if target == path:
@@ -324,7 +337,7 @@ def run_notebooks(
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m llm_auction_utils.runner",
+        prog="python -m llm_auction_utils.workbook.runner",
         description="Execute the workbook's numbered notebooks with papermill and regenerate figures/.",
     )
     parser.add_argument("notebooks", nargs="*", help="numbers (06), stems (06-hawaii-creatives) or paths; default: all")

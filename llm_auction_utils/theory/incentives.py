@@ -1,5 +1,5 @@
 """The two incentive properties of a mechanism (aggregation + payment rule)
-along one agent's bids (THEORY.md section 3, [project] formalization).
+along one agent's bids (theory chapter §3, [project] formalization).
 
 Fix agent ``i`` and the others' bids; write ``q(b)``, ``z(b)`` for the outcome
 and payment at bid ``b``:
@@ -10,7 +10,7 @@ and payment at bid ``b``:
   ``z(b') > z(b)`` iff ``q(b') >_i q(b)`` for ``b < b'``.
 
 Both are checked exactly on a bid grid.  :func:`verify_incentive_equivalence`
-checks the equivalence of THEORY.md section 3 both ways for a rule: a monotone
+checks the equivalence of the theory chapter §3 both ways for a rule: a monotone
 rule with the critical-bid payments satisfies both; a non-monotone rule fails
 consistent aggregation (a property of ``q`` alone), so no payment rule can
 satisfy both, and the counterexample pair is returned.
@@ -23,11 +23,12 @@ from typing import Callable
 
 import numpy as np
 
-from ._validation import ArrayLike, as_bid_grid, to_numpy
-from .aggregation import RuleLike, get_rule
-from .monotonicity import bid_path
+from .aggregation import RuleLike, bid_path, get_rule
+from .arrays import ArrayLike, to_float64
+from .monotonicity import check_bid_path
 from .payments import critical_payment_curve, linear_myerson_payment
-from .preferences import _token_excess
+from .preferences import token_excess
+from .validation import as_bid_grid
 
 __all__ = [
     "ConsistencyReport",
@@ -77,27 +78,26 @@ class PaymentMonotonicityReport:
     payments: np.ndarray = field(repr=False)
 
 
-def _path(rule: RuleLike, dists: ArrayLike, bids: ArrayLike, agent: int, bid_grid: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _path(dists: ArrayLike, bids: ArrayLike, agent: int, rule: RuleLike, bid_grid: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     g = as_bid_grid(bid_grid)
     if len(g) < 2:
         raise ValueError("bid_grid needs at least 2 bids")
-    qs = np.asarray(to_numpy(bid_path(rule, dists, bids, agent, g)), dtype=np.float64)
+    qs = to_float64(bid_path(dists, bids, agent, rule, g))
     if qs.ndim != 2:
         raise ValueError(f"incentive checks take one instance dists (n, V); got a path of shape {qs.shape}")
-    p_i = np.asarray(to_numpy(dists), dtype=np.float64)[agent]
-    return g, qs, p_i
+    return g, qs, to_float64(dists)[agent]
 
 
 def _pairwise_excess(qs: np.ndarray, p_i: np.ndarray) -> np.ndarray:
     """``E[k, l, t]``: excess of ``q_l(t)`` outside ``[q_k(t), p_i(t)]``."""
-    return _token_excess(qs[None, :, :], qs[:, None, :], p_i[None, None, :])
+    return token_excess(qs[None, :, :], qs[:, None, :], p_i[None, None, :])
 
 
 def consistent_aggregation(
-    rule: RuleLike, dists: ArrayLike, bids: ArrayLike, agent: int, bid_grid: ArrayLike, *, atol: float = 1e-9
+    dists: ArrayLike, bids: ArrayLike, agent: int, rule: RuleLike, bid_grid: ArrayLike, *, atol: float = 1e-9
 ) -> ConsistencyReport:
     """Check consistent aggregation for ``agent`` on ``bid_grid`` (all pairs ``k < l``)."""
-    g, qs, p_i = _path(rule, dists, bids, agent, bid_grid)
+    g, qs, p_i = _path(dists, bids, agent, rule, bid_grid)
     E = _pairwise_excess(qs, p_i)  # (G, G, V)
     amt = E.max(-1)
     G = len(g)
@@ -118,10 +118,10 @@ def consistent_aggregation(
 
 
 def payment_monotonicity(
-    rule: RuleLike,
     dists: ArrayLike,
     bids: ArrayLike,
     agent: int,
+    rule: RuleLike,
     bid_grid: ArrayLike,
     payments: ArrayLike | Callable[[np.ndarray], ArrayLike] | None = None,
     *,
@@ -137,13 +137,11 @@ def payment_monotonicity(
     pair ``k < l``: ``z_l > z_k`` iff ``q_l >_i q_k`` (payments compared with
     ``payment_atol``, outcomes with ``atol``).
     """
-    g, qs, p_i = _path(rule, dists, bids, agent, bid_grid)
+    g, qs, p_i = _path(dists, bids, agent, rule, bid_grid)
     if payments is None:
-        z = critical_payment_curve(rule, dists, bids, agent, g)
-    elif callable(payments):
-        z = np.asarray(to_numpy(payments(g)), dtype=np.float64)
+        z = critical_payment_curve(dists, bids, agent, rule, g)
     else:
-        z = np.asarray(to_numpy(payments), dtype=np.float64)
+        z = to_float64(payments(g) if callable(payments) else payments)
     if z.shape != g.shape:
         raise ValueError(f"payments has shape {z.shape}, expected {g.shape} (one per grid bid)")
     if not np.isfinite(z).all():
@@ -206,16 +204,16 @@ class EquivalenceReport:
 
 
 def verify_incentive_equivalence(
-    rule: RuleLike,
     dists: ArrayLike,
     bids: ArrayLike,
     agent: int,
+    rule: RuleLike,
     bid_grid: ArrayLike,
     *,
     atol: float = 1e-9,
     payment_atol: float = 1e-12,
 ) -> EquivalenceReport:
-    """Verify THEORY.md section 3's equivalence for ``rule`` on one instance, both ways.
+    """Verify the equivalence of the theory chapter §3 for ``rule`` on one instance, both ways.
 
     - monotone on the grid  ->  critical-bid payments satisfy both properties;
     - not monotone          ->  consistent aggregation fails (with the
@@ -227,15 +225,13 @@ def verify_incentive_equivalence(
     than ``payment_atol``) the two tolerances must be chosen together: a rise of
     the critical-bid payment between bids ``b < b'`` is at most ``b' * TV(q(b), q(b'))``.
     """
-    from .monotonicity import check_bid_path
-
     A = get_rule(rule)
     g = as_bid_grid(bid_grid)
     if g[0] != 0:
         raise ValueError("bid_grid must start at 0")
-    mono = check_bid_path(A, dists, bids, agent, g, atol=atol).is_monotone
-    cons = consistent_aggregation(A, dists, bids, agent, g, atol=atol)
-    pm = payment_monotonicity(A, dists, bids, agent, g, None, atol=atol, payment_atol=payment_atol)
+    mono = check_bid_path(dists, bids, agent, A, g, atol=atol).is_monotone
+    cons = consistent_aggregation(dists, bids, agent, A, g, atol=atol)
+    pm = payment_monotonicity(dists, bids, agent, A, g, None, atol=atol, payment_atol=payment_atol)
     if mono:
         ok = cons.holds and pm.holds
         cex = None
@@ -244,15 +240,17 @@ def verify_incentive_equivalence(
             if ok
             else "monotone, but a property failed on this grid (check tolerances)"
         )
+    elif cons.violation is None or cons.token is None:  # not monotone, yet every pair is consistent
+        ok, cex = False, None
+        expl = "not monotone on the grid, yet consistent aggregation holds: check the tolerances"
     else:
         ok = not cons.holds
-        assert cons.violation is not None and cons.token is not None
         k, l = cons.violation
         cex = (float(g[k]), float(g[l]), cons.token)
         expl = (
             f"not monotone: raising the bid {g[k]:.6g} -> {g[l]:.6g} moves token {cons.token} "
             f"{cons.qs[k, cons.token]:.6g} -> {cons.qs[l, cons.token]:.6g} away from p_i = "
-            f"{np.asarray(to_numpy(dists), dtype=np.float64)[agent, cons.token]:.6g}; consistent aggregation "
+            f"{to_float64(dists)[agent, cons.token]:.6g}; consistent aggregation "
             "fails, so no payment rule satisfies both properties"
             + ("" if pm.holds else " (the critical-bid payment candidate also breaks payment monotonicity)")
         )
@@ -266,7 +264,7 @@ def utility_curves(
 ) -> dict[str, np.ndarray]:
     """Expected utility per token of an agent with value ``v`` per switched token, for every bid of a grid.
 
-    THEORY.md section 4, linear rule with stable sampling.  Inputs, for ``S`` steps
+    theory chapter §4, linear rule with stable sampling.  Inputs, for ``S`` steps
     and ``M`` stable-sampling draws per step:
 
     - ``critical_bids (S, M)``: per draw the smallest bid at which the token switches
@@ -282,12 +280,12 @@ def utility_curves(
 
     The first two are maximized at ``b = v`` (truthfulness); the other two are not.
     """
-    c = np.sort(np.asarray(to_numpy(critical_bids), dtype=np.float64).ravel())
+    c = np.sort(to_float64(critical_bids).ravel())
     if c.size == 0 or np.isnan(c).any() or (c < 0).any():
         raise ValueError("critical_bids must be a non-empty array of bids >= 0 (inf where never switched), without NaN")
     grid = as_bid_grid(bid_grid)
-    tv_a = np.asarray(to_numpy(tv), dtype=np.float64).reshape(-1, 1)
-    B = np.asarray(to_numpy(others_bid_total), dtype=np.float64).reshape(-1, 1)
+    tv_a = to_float64(tv).reshape(-1, 1)
+    B = to_float64(others_bid_total).reshape(-1, 1)
     if tv_a.shape != B.shape or not (np.isfinite(tv_a).all() and (tv_a >= 0).all() and (tv_a <= 1 + 1e-12).all()):
         raise ValueError("tv must be values in [0, 1], one per step, like others_bid_total")
     if not (np.isfinite(B).all() and (B > 0).all()):

@@ -1,0 +1,31 @@
+"""The LLM side: models, the auction loop, transcripts, scenarios and the influence recorders.
+
+Imports the theory layer, never the workbook plumbing.  Names are imported on first use, so
+that ``python -m llm_auction_utils.llm.models`` and the command line start quickly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AuctionSpec": "engine", "DecodingOptions": "engine", "run_auction": "engine", "run_auctions": "engine",
+    "run_scenario": "engine", "run_scenario_sweep": "engine",
+    "BidPathRecorder": "influence", "DivergenceRecorder": "influence", "OthersTVRecorder": "influence",
+    "token_influence": "influence", "top_k_buckets": "influence",
+    "DEFAULT_MODEL": "models", "LoadedModel": "models", "ModelLoadError": "models", "load_model": "models",
+    "Scenario": "scenarios", "ScenarioError": "scenarios", "load_scenario": "scenarios",
+    "StepInfo": "transcript", "Transcript": "transcript",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,5 @@
+"""Figures of incentive properties (notebook 03)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
