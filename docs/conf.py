@@ -96,13 +96,10 @@ suppress_warnings = [
 # * On the site, the hook below turns a code cell into a myst-nb ``hide-cell`` toggle labelled
 #   "Show solution", and a markdown cell into a collapsed "Solution" admonition (sphinx-togglebutton).
 SOLUTION_TAG = "solution"
-# Outputs of ``llm_auction_utils...notebook.record`` carry this mime type: data for the batch runner,
-# not for readers (JupyterLab shows their text/plain "[recorded 'name']"); the site drops them.
-RECORD_MIME = "application/vnd.llm-auction.record+json"
 
 
 def _prepare_notebook(app, docname: str, source: list[str]) -> None:
-    """``source-read`` hook: solution cells and record outputs, before myst-nb parses the notebook."""
+    """``source-read`` hook: solution cells, before myst-nb parses the notebook."""
     if not str(app.env.doc2path(docname)).endswith(".ipynb"):
         return
     nb = json.loads(source[0])
@@ -110,11 +107,6 @@ def _prepare_notebook(app, docname: str, source: list[str]) -> None:
     for cell in nb.get("cells", []):
         meta = cell.setdefault("metadata", {})
         tags = meta.get("tags", [])
-        outputs = cell.get("outputs", [])
-        kept = [out for out in outputs if RECORD_MIME not in out.get("data", {})]
-        if len(kept) != len(outputs):
-            cell["outputs"] = kept
-            changed = True
         if SOLUTION_TAG not in tags:
             continue
         changed = True

@@ -322,6 +322,39 @@ def _adversarial_phase(A: Callable[..., Any], rng: np.random.Generator, search: 
     return 2 * K * (n_steps + 1)
 
 
+def _round_dists(d: np.ndarray, decimals: int) -> np.ndarray | None:
+    """Each row rounded to ``decimals`` with every entry at least one unit, summing to 1 exactly
+    (the largest entry absorbs the rounding); ``None`` when the vocabulary is too large for it."""
+    unit = 10.0 ** -decimals
+    r = np.maximum(np.round(d, decimals), unit)
+    r[np.arange(len(r)), r.argmax(-1)] += 1.0 - r.sum(-1)
+    return np.round(r, decimals) if (r >= unit - 1e-12).all() else None
+
+
+def _readable(A: Callable[..., Any], cex: Counterexample, atol: float, batched: bool) -> Counterexample | None:
+    """The counterexample with round numbers, if a rounding of it still violates the order."""
+    sig2 = lambda x: float(f"{x:.2g}")  # noqa: E731
+    a = cex.agent
+    bids = np.array([sig2(b) for b in cex.bids])
+    new_bid = sig2(cex.new_bid)
+    if new_bid <= bids[a]:
+        return None
+    for decimals in (1, 2, 3):
+        d = _round_dists(cex.dists, decimals)
+        if d is None:
+            continue
+        try:
+            ex, _, q0, q1 = _evaluate(A, d[None], bids[None], np.array([a]), np.array([new_bid]), batched)
+        except ValueError:
+            continue
+        amount = float(ex[0].max())
+        if amount > atol:
+            t = int(ex[0].argmax())
+            return Counterexample(dists=d, bids=bids, agent=a, new_bid=new_bid, token=t, q_before=q0[0],
+                                  q_after=q1[0], p_i_token=float(d[a, t]), amount=amount)
+    return None
+
+
 def check_monotonicity(
     rule: RuleLike,
     *,
@@ -337,6 +370,7 @@ def check_monotonicity(
     zero_bid_fraction: float = 0.2,
     batch_size: int = 8192,
     batched: bool = True,
+    readable: bool = True,
 ) -> MonotonicityReport:
     """Search for monotonicity violations of ``rule`` (theory chapter §3).
 
@@ -349,7 +383,10 @@ def check_monotonicity(
        the most critical random instances.
 
     ``batched=False`` calls a rule that does not broadcast once per instance.  A
-    violation counts when it exceeds ``atol``.
+    violation counts when it exceeds ``atol``.  With ``readable`` the worst counterexample is
+    restated with probabilities rounded to 1, 2 or 3 decimals (no zeros) and bids to 2
+    significant digits, the coarsest rounding that still violates the order; ``worst_violation``
+    stays the largest amount found.
     """
     A = get_rule(rule)
     name = rule_name(A) or getattr(A, "__name__", "rule")
@@ -372,5 +409,7 @@ def check_monotonicity(
         ds, bs, a, nb, q0, q1, t = search.instance
         cex = Counterexample(dists=ds, bids=bs, agent=a, new_bid=nb, token=t, q_before=q0, q_after=q1,
                              p_i_token=float(ds[a, t]), amount=worst)
+        if readable:
+            cex = _readable(A, cex, atol, batched) or cex
     return MonotonicityReport(is_monotone=cex is None, n_checked=n_checked, n_violations=n_viol,
                               worst_violation=worst, counterexample=cex, n_adversarial=n_adv, atol=atol, rule=name)

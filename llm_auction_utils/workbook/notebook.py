@@ -32,6 +32,7 @@ __all__ = [
     "FIGURES_DIR_ENV",
     "FIGURE_LOG_ENV",
     "HEADLESS_ENV",
+    "RECORDS_ENV",
     "REPO_ROOT_ENV",
     "current_notebook",
     "data_path",
@@ -40,6 +41,8 @@ __all__ = [
     "progress",
     "read_records",
     "record",
+    "recorded",
+    "records_path",
     "repo_root",
     "save_figure",
     "seed_everything",
@@ -168,6 +171,14 @@ def setup_notebook(notebook: str, seed: int = 0, *, context: str = "notebook") -
     except ImportError:  # pragma: no cover - IPython comes with the kernel
         pass
     plt.close("all")
+    try:  # wide tables in one block, floats without reprs
+        import pandas as pd
+
+        pd.set_option("display.width", 250)
+        pd.set_option("display.max_columns", 60)
+        pd.set_option("display.max_colwidth", 120)
+    except ImportError:  # pragma: no cover - pandas is a hard dependency
+        pass
     for module in ("transformers", "torch", "huggingface_hub", "accelerate", "gguf", "tqdm"):
         warnings.filterwarnings("ignore", module=module)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -211,16 +222,20 @@ def save_figure(fig: Any, name: str, *, notebook: str | None = None, formats: tu
     return written
 
 
-RECORD_MIME = "application/vnd.llm-auction.record+json"
+RECORDS_ENV = "LLM_AUCTION_RECORDS"
+"""Set by the runner to a JSON-lines file that collects the run's records."""
+
+_RECORDS: dict[str, Any] = {}
 
 
 def record(name: str, value: Any) -> None:
-    """Record a JSON-serialisable result in the notebook's outputs (a small scrapbook ``glue``).
+    """Record a JSON-serialisable result of the notebook (a small stand-in for scrapbook's ``glue``).
 
-    The value is displayed under its own MIME type, with a one-line ``text/plain``
-    fallback, so it survives in the executed notebook and can be collected by
-    :func:`read_records` (e.g. by the batch runner).  A pandas DataFrame is
-    stored as a list of row dicts.
+    Nothing is displayed: the value goes to the file named by ``$LLM_AUCTION_RECORDS`` (set by the
+    runner, which saves the run's records beside the executed notebook as ``<notebook>.records.json``,
+    where :func:`read_records` and the batch runner find them) and to :func:`recorded` in the
+    kernel.  A pandas DataFrame is stored as a list of row dicts.  Values follow the notebooks'
+    rounding rule (CONTRIBUTING.md): round them to the precision the computation guarantees.
     """
     if not isinstance(name, str) or not _NAME_PATTERN.match(name):
         raise ValueError(f"record name must be letters, digits, '_', '-', '.', got {name!r}")
@@ -229,29 +244,33 @@ def record(name: str, value: Any) -> None:
     if hasattr(value, "to_dict") and hasattr(value, "columns"):
         value = value.to_dict(orient="records")
     try:
-        payload = json.loads(json.dumps(value, allow_nan=False))
+        line = json.dumps({"name": name, "value": value}, allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"record {name!r}: value is not JSON-serialisable without NaN ({exc})") from None
-    from IPython.display import display
+    _RECORDS[name] = json.loads(line)["value"]
+    target = os.environ.get(RECORDS_ENV)
+    if target:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
 
-    display(
-        {RECORD_MIME: {"name": name, "value": payload}, "text/plain": f"[recorded {name!r}]"},
-        raw=True,
-    )
+
+def recorded() -> dict[str, Any]:
+    """The values recorded so far in this kernel, by name."""
+    return dict(_RECORDS)
+
+
+def records_path(notebook_path: str | os.PathLike[str]) -> Path:
+    """Where the runner saves an executed notebook's records: ``<notebook>.records.json`` beside it."""
+    path = Path(notebook_path)
+    return path.with_name(path.name + ".records.json") if path.suffix != ".ipynb" else path.with_suffix(".records.json")
 
 
 def read_records(notebook_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Collect the values recorded with :func:`record` in an executed notebook."""
+    """The values recorded with :func:`record` by a run of the notebook (``{}`` when it recorded none)."""
     import json
 
-    nb = json.loads(Path(notebook_path).read_text(encoding="utf-8"))
-    found: dict[str, Any] = {}
-    for cell in nb.get("cells", []):
-        for output in cell.get("outputs", []):
-            item = output.get("data", {}).get(RECORD_MIME)
-            if isinstance(item, dict) and "name" in item:
-                found[item["name"]] = item.get("value")
-    return found
+    path = records_path(notebook_path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 # --------------------------------------------------------------------------- progress bars and watermark

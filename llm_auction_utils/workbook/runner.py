@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..files import atomic_write_json
-from .notebook import FIGURE_LOG_ENV, FIGURES_DIR_ENV, HEADLESS_ENV, repo_root
+from .notebook import FIGURE_LOG_ENV, FIGURES_DIR_ENV, HEADLESS_ENV, RECORDS_ENV, records_path, repo_root
 
 __all__ = [
     "NotebookResult",
@@ -249,8 +249,11 @@ def run_notebook(
     executed = scratch / path.name
     figure_log = scratch / "figures.log"
     figure_log.touch()
-    previous_env = {name: os.environ.get(name) for name in (FIGURE_LOG_ENV, FIGURES_DIR_ENV, HEADLESS_ENV)}
+    records_log = scratch / "records.jsonl"
+    records_log.touch()
+    previous_env = {name: os.environ.get(name) for name in (FIGURE_LOG_ENV, FIGURES_DIR_ENV, HEADLESS_ENV, RECORDS_ENV)}
     os.environ[FIGURE_LOG_ENV] = str(figure_log)
+    os.environ[RECORDS_ENV] = str(records_log)
     os.environ[HEADLESS_ENV] = "1"  # no progress bars in the stored outputs
     if target != path:  # a run elsewhere keeps its figures beside its notebooks
         os.environ[FIGURES_DIR_ENV] = str(target.parent / "figures")
@@ -286,6 +289,12 @@ def run_notebook(
     seconds = time.perf_counter() - started
     nb = json.loads(executed.read_text(encoding="utf-8"))
     atomic_write_json(target, clean_notebook(nb))
+    records = {}
+    for line in records_log.read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        records[item["name"]] = item["value"]
+    if records and target != path:  # runs elsewhere (batch, -o) keep their records beside the notebook
+        atomic_write_json(records_path(target), records)
     written = [Path(line) for line in figure_log.read_text(encoding="utf-8").splitlines() if line]
     unique = sorted(set(written))
     if target == path:
