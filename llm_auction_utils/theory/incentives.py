@@ -378,33 +378,38 @@ def _payment_lp(strict: np.ndarray) -> float:
     return float(res.x[G]) + 0.0  # no -0.0
 
 
-def _equal_blocks(strict: np.ndarray) -> np.ndarray:
-    """Block index of every grid bid: the non-strict pairs ``(a, c)`` force ``z`` constant on
-    ``[a, c]`` (``z`` is non-decreasing), and overlapping intervals merge."""
+def _reach(strict: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every grid index ``m``: the furthest end ``c`` of a non-strict pair ``(a, c)`` with ``a <= m``
+    (``m`` itself if none reaches further), and that pair's start ``a``.  A non-strict pair forces ``z``
+    constant on ``[a, c]`` (``z`` is non-decreasing)."""
     G = strict.shape[0]
     k, l = np.nonzero(np.triu(~strict, 1))
-    reach = np.arange(G)
-    np.maximum.at(reach, k, l)
-    block, end = np.zeros(G, dtype=int), 0
+    own = np.arange(G)
+    np.maximum.at(own, k, l)  # furthest end of a pair starting at m
+    best_c, best_a = own.copy(), np.arange(G)
     for m in range(1, G):
-        end = max(end, int(reach[m - 1]))
-        block[m] = block[m - 1] + (m > end)
+        if best_c[m - 1] >= best_c[m]:  # ties: the earliest start
+            best_c[m], best_a[m] = best_c[m - 1], best_a[m - 1]
+    return best_a, best_c
+
+
+def _equal_blocks(best_c: np.ndarray) -> np.ndarray:
+    """Block index of every grid bid: overlapping intervals of non-strict pairs merge into blocks
+    on which ``z`` must be constant."""
+    block = np.zeros(len(best_c), dtype=int)
+    for m in range(1, len(best_c)):
+        block[m] = block[m - 1] + (best_c[m - 1] < m)
     return block
 
 
-def _cover(strict: np.ndarray, k: int, l: int) -> list[tuple[int, int]]:
+def _cover(best_a: np.ndarray, best_c: np.ndarray, k: int, l: int) -> list[tuple[int, int]]:
     """Fewest non-strict intervals ``(a, c)`` that overlap one after the other and cover ``[k, l]``
     (greedy: from the current point, the interval that starts at or before it and reaches furthest)."""
-    a_all, c_all = np.nonzero(np.triu(~strict, 1))
     chain, point = [], k
-    while point < l:
-        start = a_all <= point
-        j = int(np.argmax(np.where(start, c_all, -1)))
-        if not start.any() or c_all[j] <= point:
-            return []
-        chain.append((int(a_all[j]), int(c_all[j])))
-        point = int(c_all[j])
-    return chain
+    while point < l and best_c[point] > point:
+        chain.append((int(best_a[point]), int(best_c[point])))
+        point = int(best_c[point])
+    return chain if point >= l else []
 
 
 def _reason(qs: np.ndarray, excess: np.ndarray, p_i: np.ndarray, a: int, c: int, atol: float) -> str:
@@ -435,7 +440,8 @@ def payment_feasibility(
         raise ValueError("bid_grid must start at 0 (payment monotonicity fixes z(0) = 0)")
     strict, excess = _strict_pairs(qs, p_i, atol)
     margin = _payment_lp(strict)
-    block = _equal_blocks(strict)
+    best_a, best_c = _reach(strict)
+    block = _equal_blocks(best_c)
     k_all, l_all = np.nonzero(np.triu(strict, 1) & (block[:, None] == block[None, :]))
     if (margin > 0.5) != (len(k_all) == 0):
         raise RuntimeError(f"payment_feasibility: the linear program (margin {margin:.3g}) and the block "
@@ -445,7 +451,7 @@ def payment_feasibility(
     if len(k_all) == 0:
         return PaymentFeasibilityReport(feasible=True, margin=margin, n_pairs=G * (G - 1) // 2, n_strict=n_strict,
                                         witness=block.astype(float), chain=[], bid_grid=g, qs=qs)
-    covers = [_cover(strict, int(k), int(l)) for k, l in zip(k_all, l_all)]
+    covers = [_cover(best_a, best_c, int(k), int(l)) for k, l in zip(k_all, l_all)]
     # the clearest strict pair: every token that can move toward p_i moves by at least this much
     movable = np.abs(qs[k_all] - p_i) > atol
     clear = np.where(movable, np.abs(qs[l_all] - qs[k_all]), np.inf).min(-1)
