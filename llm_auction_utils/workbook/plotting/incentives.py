@@ -74,7 +74,8 @@ def plot_payments_and_improvements(
         ax, strip = axes[0, j], axes[1, j]
         ax.plot(grid, z, color="C0", lw=2)
         ax.set_title(name, fontsize=11)
-        strip.pcolormesh(grid, [0, 1], steps[None, :], cmap=cmap, vmin=-0.5, vmax=2.5, shading="flat")
+        strip.pcolormesh(grid, [0, 1], steps[None, :], cmap=cmap, vmin=-0.5, vmax=2.5, shading="flat",
+                           rasterized=True)
         strip.set(yticks=[], xlabel="agent 1's bid b")
         strip.grid(False)
     axes[0, 0].set_ylabel("critical-bid payment z(b)")
@@ -103,7 +104,7 @@ def plot_pair_constraints(
         rel = pair_relations(qs, p_i, atol).astype(float)
         upper = np.triu(np.ones_like(rel, dtype=bool), 1)
         ax.pcolormesh(edges, edges, np.where(upper, rel, np.nan).T, cmap=ListedColormap(_KIND_COLORS),
-                      vmin=-0.5, vmax=2.5, shading="flat")
+                      vmin=-0.5, vmax=2.5, shading="flat", rasterized=True)
         for k, l, _ in (chains or {}).get(name, ()):
             ax.plot(grid[k], grid[l], "o", ms=11, mfc="none", mec="black", mew=2, clip_on=False, zorder=5)
         n_strict, n_bad = int((rel[upper] == 1).sum()), int((rel[upper] == 2).sum())

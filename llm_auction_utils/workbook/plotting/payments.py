@@ -101,7 +101,7 @@ def plot_stable_paths(
     step = bid_grid[-1] - bid_grid[-2]
     ax.pcolormesh(np.r_[bid_grid, bid_grid[-1] + step], np.arange(n_rows + 1) - 0.5, tokens_along.T,
                   cmap=ListedColormap([f"C{k}" for k in range(len(tokens))]), vmin=-0.5, vmax=len(tokens) - 0.5,
-                  shading="flat")
+                  shading="flat", rasterized=True)
     finite = np.isfinite(critical)
     ax.plot(critical[finite], np.flatnonzero(finite), "k|", ms=9, mew=2)
     ax.axvline(bid, color="black", ls="--", lw=1.5)
