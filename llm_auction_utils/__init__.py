@@ -35,7 +35,7 @@ _EXPORTS: dict[str, str] = {
     **{name: "theory" for name in (
         "RULES", "AggregationRule", "NotMonotoneError", "argmin_on_simplex", "bid_path", "bid_shares",
         "check_bid_path", "check_monotonicity", "comparable", "consistent_aggregation", "critical_payment_curve",
-        "expected_critical_payment", "expected_critical_payments", "exponential_clock", "generalized_kl", "get_rule",
+        "expected_critical_payment", "expected_critical_payments", "exponential_clock", "generalized_kl", "get_rule", "highest_bid",
         "kl_allocation", "kl_divergence", "kl_preference_payments", "linear", "linear_myerson_payment",
         "linear_objective", "log_linear", "log_linear_logprobs", "log_linear_objective", "myerson_payment",
         "others_linear_aggregate", "pay_your_bid", "payment_monotonicity", "preference_violation",

@@ -452,3 +452,78 @@ def test_cli_missing_scenario_and_wrong_bid_count(capsys):
     with pytest.raises(SystemExit):
         main(["hawaii", "--bids", "1", "2", "3"])
     assert "3 bids given for 2 agents" in capsys.readouterr().err
+
+
+# =========================================================================== many auctions in one pass
+
+
+@pytest.mark.parametrize(
+    "auctions, message",
+    [
+        ([], "no auctions"),
+        ([{"prompts": ["a", "b"], "bids": [1, 1]}, {"prompts": ["a", "b"], "bids": [0, 0]}], "auction 1: all bids are zero"),
+        ([{"prompts": ["a", "b"], "bids": [1]}], "auction 0: 1 bids given for 2 agents"),
+        ([{"prompts": ["a", "b"], "bids": [1, 1]}, {"prompts": ["a"], "bids": [1], "rule": "median"}],
+         "auction 1: unknown aggregation rule"),
+    ],
+)
+def test_run_auctions_bad_input_names_the_auction_before_any_model(auctions, message):
+    from llm_auction_utils.llm.engine import run_auctions
+
+    # an unloadable model proves the input is checked before any model is touched
+    with pytest.raises(ValueError, match=message):
+        run_auctions(auctions, model="no-such-org/no-such-model-xyz")
+
+
+@pytest.mark.model
+def test_run_auctions_equals_run_auction(default_model):
+    """Auctions of different sizes, rules and options in one batched pass give the transcripts of
+    one-at-a-time runs: greedy and seeded sampling token for token, distributions within 1e-4;
+    an auction that stops early leaves the batch without changing the others."""
+    from llm_auction_utils.llm.engine import AuctionSpec, run_auctions
+
+    lm = default_model
+    two, three = load_scenario("hawaii"), load_scenario("hawaii_three")
+    specs = [
+        AuctionSpec.create(two.prompts, [0.3, 0.7], names=two.names, greedy=True, max_new_tokens=8),
+        AuctionSpec.create(three.prompts, three.bids, names=three.names, rule="log_linear", seed=5,
+                           max_new_tokens=6, temperature=0.7),
+        AuctionSpec.create(two.prompts, [1.0, 1.0], names=two.names, seed=11, max_new_tokens=2),  # stops first
+        AuctionSpec.create(two.prompts, [2.0, 1.0], names=two.names, sampler="stable", stable_agent=0, seed=3,
+                           max_new_tokens=5, payments=False),
+    ]
+    together = run_auctions(specs, model=lm)
+    chunked = run_auctions(specs, model=lm, max_rows=3, share_prefix=False)
+    for spec, tr, ch in zip(specs, together, chunked):
+        alone = run_auctions([spec], model=lm)[0]
+        for other in (tr, ch):
+            assert other.token_ids == alone.token_ids
+            np.testing.assert_allclose(other.table["q"], alone.table["q"], atol=1e-4)
+            for a in spec.names:
+                np.testing.assert_allclose(other.table[f"p_{a}"], alone.table[f"p_{a}"], atol=1e-4)
+            np.testing.assert_allclose(other.totals["realized_payment"], alone.totals["realized_payment"], atol=1e-6)
+        _no_nan(tr)
+    assert together[2].n_tokens == 2 and together[0].n_tokens == 8
+
+
+@pytest.mark.model
+def test_engine_kl_payments_and_joint_sampler(default_model):
+    lm = default_model
+    sc = load_scenario("hawaii")
+    tr = run_auction(sc.prompts, [1.0, 2.0], model=lm, names=sc.names, rule="log_linear", payments="all",
+                     greedy=True, max_new_tokens=3)
+    for a in sc.names:
+        assert (tr.table[f"kl_payment_{a}"] >= 0).all() and (tr.table[f"kl_allocation_{a}"] >= -1e-6).all()
+    assert tr.totals["kl_payment"].gt(0).all()
+    with pytest.raises(ValueError, match="defined for the log_linear rule"):
+        run_auction(sc.prompts, [1.0, 2.0], model=lm, payments="kl")
+    joint = run_auction(sc.prompts, [1.0, 2.0], model=lm, names=sc.names, sampler="joint", seed=4, max_new_tokens=6)
+    real = joint.table[[f"realized_payment_{a}" for a in sc.names]].to_numpy()
+    sw = joint.table[[f"switched_{a}" for a in sc.names]].to_numpy()
+    assert ((real > 0) == sw).all() and not sw.all(axis=1).any()
+    assert (real[:, 0] <= 1.0 + 1e-9).all() and (real[:, 1] <= 2.0 + 1e-9).all()
+    with pytest.raises(ValueError, match="two agents"):
+        three = load_scenario("hawaii_three")
+        run_auction(three.prompts, three.bids, model=lm, sampler="joint")
+    _no_nan(tr)
+    _no_nan(joint)
