@@ -43,7 +43,6 @@ import argparse
 import platform
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np

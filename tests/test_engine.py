@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -45,21 +44,31 @@ def _no_nan(tr) -> None:
 
 def test_shipped_scenarios_load_and_build_few_shot_prompts():
     names = list_scenarios()
-    assert {"hawaii", "hawaii_three", "hawaii_platform"} <= set(names)
+    assert {"hawaii", "hawaii_simple", "hawaii_three", "hawaii_platform", "paris"} <= set(names)
+    simple = load_scenario("hawaii_simple")
+    alpha = simple.prompts[0]
+    assert alpha.endswith("Ad for Alpha Airlines, an airline with direct flights to Hawaii:\n")
+    assert alpha.count("Ad for ") == 3  # two examples, then the agent's own open line
+    assert alpha == advertiser_prompt("Alpha Airlines", "an airline with direct flights to Hawaii", simple.examples)
     hawaii = load_scenario("hawaii")
     assert hawaii.names == ["Alpha Airlines", "Beta Resort"]
     assert hawaii.query == "Vacations in Hawaii"
-    alpha = hawaii.prompts[0]
-    assert alpha.endswith("Ad for Alpha Airlines, an airline with direct flights to Hawaii:\n")
-    assert alpha.count("Ad for ") == 3  # two examples, then the agent's own open line
     assert hawaii.stop == ("\n",)
+    alpha, beta = hawaii.prompts
+    assert alpha.endswith("Query: Vacations in Hawaii\nAd for Alpha Airlines, an airline with direct flights to Hawaii:\n")
+    assert alpha.count("Ad for ") == 5 and alpha.count("Query: ") == 5  # four joint examples, then the open line
+    # each agent names only its own kind of brand: the airline's examples fill the travel slot only
+    assert "Roma Express" in alpha and "Hotel Roma" not in alpha and "a charming hotel" in alpha
+    assert "Hotel Roma" in beta and "Roma Express" not in beta and "a fast train" in beta
     three = load_scenario("hawaii_three")
     assert len(three.agents) == 3 and three.bids == [2.0, 1.5, 1.0]
+    assert [a.slot for a in three.agents] == ["travel", "stay", "tour"]
     plat = load_scenario("hawaii_platform")
     assert [a.role for a in plat.agents] == ["advertiser", "advertiser", "platform"]
     assert plat.prompts[-1].endswith('Ad for the search "Vacations in Hawaii":\n')
-    assert plat.prompts[-1] == platform_prompt("Vacations in Hawaii", plat.examples)
-    assert alpha == advertiser_prompt("Alpha Airlines", "an airline with direct flights to Hawaii", hawaii.examples)
+    generic = [je.generic_example() for je in plat.joint_examples]
+    assert plat.prompts[-1] == platform_prompt("Vacations in Hawaii", generic, query_line="Query: {query}")
+    assert "Roma Express" not in plat.prompts[-1] and "Hotel Roma" not in plat.prompts[-1]
 
 
 def test_scenario_with_bids():
@@ -102,6 +111,18 @@ _GOOD = {
         ({"platform": {"bid": 1}, "examples": [{"brand": "X", "about": "y", "ad": "z"}]}, "examples", "no 'query'"),
         ({"examples": [{"brand": "X", "ad": "z"}]}, "examples[0].about", "is missing"),
         ({"bids": [1, 2]}, "top level", "unknown field"),
+        ({"query_line": "Query"}, "query_line", "must contain {query}"),
+        ({"joint_examples": [{"query": "q", "ad": "with {x}", "slots": {"y": {"brand": "B", "about": "b", "generic": "g"}}}]},
+         "joint_examples[0].ad", "placeholders"),
+        ({"joint_examples": [{"query": "q", "ad": "with {x}", "slots": {"x": {"brand": "B", "about": "b"}}}]},
+         "joint_examples[0].slots.x.generic", "is missing"),
+        ({"joint_examples": [{"query": "q", "ad": "with {x}", "slots": {"x": {"brand": "B", "about": "b", "generic": "g"}}}],
+          "advertisers": [{"name": "A", "brief": "an a", "bid": 1, "slot": "z"}]}, "advertisers[0].slot", "must name a slot"),
+        ({"advertisers": [{"name": "A", "brief": "an a", "bid": 1, "slot": "x"}]}, "advertisers[0].slot",
+         "only used with 'joint_examples'"),
+        ({"examples": [{"brand": "X", "about": "y", "ad": "z"}],
+          "joint_examples": [{"query": "q", "ad": "with {x}", "slots": {"x": {"brand": "B", "about": "b", "generic": "g"}}}]},
+         "joint_examples", "not both"),
     ],
 )
 def test_scenario_errors_name_file_and_field(patch, field, message):

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Callable, Protocol, Union, runtime_checkable
 
 import numpy as np
-import torch
 
 from .arrays import Array, ArrayLike, as_array, is_torch, like, to_float64, to_numpy, xexp, xlog, xmax, xsum, xwhere, xzeros_like
 from .validation import as_bid_grid, as_bids, as_distributions, check_agent, dists_and_scaled_bids, scale_bids

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .aggregation import RuleLike, bid_path, get_rule, others_linear_aggregate, rule_name
-from .arrays import ArrayLike, as_array, is_torch, to_float64, to_numpy
+from .arrays import ArrayLike, as_array, is_torch, to_float64
 from .monotonicity import NotMonotoneError
 from .preferences import token_excess
 from .validation import as_bids, as_distributions, check_agent, dists_and_scaled_bids, order_atol
