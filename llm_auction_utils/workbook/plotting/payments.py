@@ -1,4 +1,4 @@
-"""Figures of payments (notebooks 04 and 07)."""
+"""Figures of payments (notebook 04)."""
 
 from __future__ import annotations
 
