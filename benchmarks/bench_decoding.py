@@ -4,7 +4,7 @@ For n = 2, 3, 4 agents (prompts of the Hawaii scenarios, equal bids, linear
 rule, seeded sampling, expected critical-bid payments on) and ``--tokens`` new
 tokens, in one run on one model:
 
-- ``auction``: :func:`llm_auction_utils.engine.run_auction` -- one batched,
+- ``auction``: :func:`llm_auction_utils.llm.engine.run_auction` -- one batched,
   KV-cached forward pass per step, aggregation and payments in torch;
 - ``generate``: Hugging Face ``model.generate`` on the same n prompts, batched,
   left-padded, with cache, greedy, ``min_new_tokens = max_new_tokens`` (no
@@ -43,59 +43,26 @@ import argparse
 import platform
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from llm_auction_utils.aggregation import get_rule
-from llm_auction_utils.engine import next_token_distributions, run_auction
-from llm_auction_utils.models import DEFAULT_MODEL, LoadedModel, load_model
-from llm_auction_utils.payments import expected_critical_payments
-from llm_auction_utils.sampling import sample_token
-from llm_auction_utils.scenarios import load_scenario
+from _common import PeakMemory, sync
+from llm_auction_utils import (
+    DEFAULT_MODEL,
+    LoadedModel,
+    expected_critical_payments,
+    get_rule,
+    load_model,
+    load_scenario,
+    run_auction,
+    sample_token,
+)
+from llm_auction_utils.llm.engine import next_token_distributions
 
 
 # --------------------------------------------------------------------------- memory
-
-
-class PeakMemory:
-    """Peak memory of a code block: RSS high-water mark (CPU) or CUDA max allocated."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.peak_mib = float("nan")
-
-    def __enter__(self) -> "PeakMemory":
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            try:  # reset the process's peak RSS (Linux >= 4.0)
-                Path("/proc/self/clear_refs").write_text("5")
-            except OSError:
-                pass
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.peak_mib = torch.cuda.max_memory_allocated(self.device) / 2**20
-            return
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    self.peak_mib = int(line.split()[1]) / 1024
-        except OSError:
-            import resource
-
-            self.peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # --------------------------------------------------------------------------- the three decoders
@@ -109,7 +76,7 @@ class _Stamps:
         self.t: list[float] = []
 
     def stamp(self) -> None:
-        _sync(self.device)
+        sync(self.device)
         self.t.append(time.perf_counter())
 
     def median_step(self) -> float:
@@ -131,11 +98,11 @@ def time_auction(lm: LoadedModel, prompts: list[str], bids: list[float], tokens:
                  profile: bool) -> tuple[float, float, Any]:
     """(median step seconds, mean seconds per token incl. prefill, transcript)."""
     stamps = _Stamps(lm.device)
-    _sync(lm.device)
+    sync(lm.device)
     t0 = time.perf_counter()
     tr = run_auction(prompts, bids, model=lm, rule="linear", max_new_tokens=tokens, seed=seed, profile=profile,
                      on_step=lambda info: stamps.stamp())
-    _sync(lm.device)
+    sync(lm.device)
     return stamps.median_step(), (time.perf_counter() - t0) / tr.n_tokens, tr
 
 
@@ -145,13 +112,13 @@ def time_generate(lm: LoadedModel, prompts: list[str], tokens: int) -> tuple[flo
 
     batch = lm.tokenizer(prompts, return_tensors="pt", padding=True).to(lm.device)
     stamps = _Stamps(lm.device)
-    _sync(lm.device)
+    sync(lm.device)
     t0 = time.perf_counter()
     with torch.inference_mode():
         out = lm.model.generate(**batch, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
                                 pad_token_id=lm.tokenizer.pad_token_id,
                                 stopping_criteria=StoppingCriteriaList([_StampingCriteria(stamps)]))
-    _sync(lm.device)
+    sync(lm.device)
     assert out.shape[1] - batch["input_ids"].shape[1] == tokens
     return stamps.median_step(), (time.perf_counter() - t0) / tokens
 

@@ -17,8 +17,7 @@ import time
 import numpy as np
 import torch
 
-from llm_auction_utils.aggregation import linear, log_linear
-from llm_auction_utils.monotonicity import check_monotonicity
+from llm_auction_utils import check_monotonicity, linear, log_linear
 from llm_auction_utils.payments import expected_critical_payments
 
 

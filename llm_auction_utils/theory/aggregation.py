@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Callable, Protocol, Union, runtime_checkable
 
 import numpy as np
-import torch
 
 from .arrays import Array, ArrayLike, as_array, is_torch, like, to_float64, to_numpy, xexp, xlog, xmax, xsum, xwhere, xzeros_like
 from .validation import as_bid_grid, as_bids, as_distributions, check_agent, dists_and_scaled_bids, scale_bids
@@ -32,6 +31,7 @@ __all__ = [
     "bid_path",
     "bid_shares",
     "get_rule",
+    "highest_bid",
     "linear",
     "log_linear",
     "log_linear_logprobs",
@@ -169,12 +169,27 @@ def log_linear(dists: ArrayLike, bids: ArrayLike, *, validate: bool = True) -> A
     return xexp(log_linear_logprobs(xlog(d), b))
 
 
-RULES: dict[str, AggregationRule] = {"linear": linear, "log_linear": log_linear}
+def highest_bid(dists: ArrayLike, bids: ArrayLike, *, validate: bool = True) -> Array:
+    """Highest bid wins, token by token: ``q = p_w`` for the highest bidder ``w`` (ties: the tied
+    bidders' average).
+
+    A baseline the workbook compares the token auction with (notebook 09).  It is monotone:
+    raising your bid can only switch the outcome to your own distribution.  Its expected
+    critical-bid payment is the second-highest bid times ``TV(p_w, q(0))`` (theory chapter §4.4).
+    """
+    d, b = dists_and_scaled_bids(dists, bids)[:2] if validate else (dists, bids)
+    top = b == xmax(b, axis=-1, keepdims=True)
+    w = top * 1.0 if is_torch(top) else top.astype(np.float64)
+    w = like(w, d) if not is_torch(d) else w.to(d.dtype)
+    return xsum((w / xsum(w, axis=-1, keepdims=True))[..., :, None] * d, axis=-2)
+
+
+RULES: dict[str, AggregationRule] = {"linear": linear, "log_linear": log_linear, "highest_bid": highest_bid}
 """The built-in rules by name."""
 
 
 def get_rule(rule: RuleLike) -> Callable[..., Array]:
-    """The aggregation rule for a name (``"linear"``, ``"log_linear"``) or a callable.
+    """The aggregation rule for a name (``"linear"``, ``"log_linear"``, ``"highest_bid"``) or a callable.
 
     A callable is returned unchanged.  An unknown name raises :class:`ValueError`
     listing the valid names; anything else raises :class:`TypeError`.
@@ -191,7 +206,7 @@ def get_rule(rule: RuleLike) -> Callable[..., Array]:
 
 
 def rule_name(rule: RuleLike) -> str | None:
-    """The built-in name of ``rule`` (``"linear"`` / ``"log_linear"``), else ``None``."""
+    """The built-in name of ``rule`` (``"linear"``, ``"log_linear"``, ``"highest_bid"``), else ``None``."""
     r = get_rule(rule)
     return next((k for k, v in RULES.items() if r is v), None)
 

@@ -63,7 +63,7 @@ def like(x: ArrayLike, ref: Array) -> Array:
     if is_torch(ref):
         if is_torch(x):
             return x.to(device=ref.device, dtype=ref.dtype)
-        return torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=ref.dtype, device=ref.device)
+        return torch.as_tensor(np.ascontiguousarray(x, dtype=np.float64), dtype=ref.dtype, device=ref.device)
     if is_torch(x):
         return x.detach().cpu().numpy().astype(np.float64)
     return np.asarray(x, dtype=np.float64)

@@ -63,7 +63,7 @@ def gauss_kronrod(
     rtol: float = 1e-8,
     atol: float = 0.0,
     initial_panels: int = 1,
-    max_rounds: int = 10,
+    max_rounds: int = 40,
     max_panels: int = 256,
 ) -> QuadratureResult:
     """``int_lower^upper f(w) dw`` for a batch of integrals at once, adaptively.

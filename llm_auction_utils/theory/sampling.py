@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .aggregation import RuleLike, bid_path, get_rule, others_linear_aggregate, rule_name
-from .arrays import ArrayLike, as_array, is_torch, to_float64, to_numpy
+from .arrays import ArrayLike, as_array, is_torch, to_float64
 from .monotonicity import NotMonotoneError
 from .preferences import token_excess
 from .validation import as_bids, as_distributions, check_agent, dists_and_scaled_bids, order_atol
@@ -30,7 +30,9 @@ __all__ = [
     "ClockDraw",
     "StableDraw",
     "StableSample",
+    "JointDraw",
     "exponential_clock",
+    "joint_stable_step",
     "sample_token",
     "stable_sample",
     "stable_sample_linear",
@@ -319,6 +321,51 @@ def stable_step(dists: ArrayLike, bids: ArrayLike, agent: int, rule: RuleLike = 
     s = stable_sample_linear(dn[agent], r, bi / (bi + B), u, v, others_bid_total=B)
     crit = float(s.critical_bid) * scale
     return StableDraw(token=int(s.token), critical_bid=crit, payment=crit if s.switched else 0.0, switched=bool(s.switched))
+
+
+@dataclass(frozen=True)
+class JointDraw:
+    """One draw of :func:`joint_stable_step`: the ``token`` and, for each of the two agents, the
+    realized critical-bid ``payments (2,)`` and whether its bid ``switched (2,)`` the token."""
+
+    token: int
+    payments: np.ndarray
+    switched: np.ndarray
+
+
+def joint_stable_step(dists: ArrayLike, bids: ArrayLike, rng: Rng = None) -> JointDraw:
+    """[project extension] Two agents, linear rule: one draw that realizes BOTH agents' critical-bid
+    payments (theory chapter §4.8).
+
+    Agent 1's stable coupling (slots of width ``p_2``, agent 1's losing tokens first) is stable for
+    agent 2 as well: agent 2's bid path is the same segment between ``p_1`` and ``p_2``, walked the
+    other way, and along it the token switches at most once, from a token agent 2 loses to one it
+    gains.  With ``x = b_1 / (b_1 + b_2)`` and the draw's switch level ``x*``: agent 1 pays its
+    critical bid ``b_2 x* / (1 - x*)`` when ``x >= x*`` (its bid moved the token to its side);
+    agent 2 pays ``b_1 (1 - x*) / x*`` when ``x < x* <= 1`` (its bid kept the token on its side).
+    Each agent's expected payment is ``TV(p_1, p_2)`` times its Myerson payment.  With one
+    bidder, nobody's bid changes the token: the draw is from that bidder's distribution and
+    nothing is paid.  ``dists (2, V)``, ``bids (2,)``.
+    """
+    d, b, scale = dists_and_scaled_bids(dists, bids)
+    if tuple(d.shape[:-1]) != (2,):
+        raise ValueError(f"joint_stable_step takes two agents' dists (2, V), got shape {tuple(d.shape)}")
+    dn, bn, scale = to_float64(d), to_float64(b), float(scale.reshape(()))
+    u, v = uniforms(rng, 2)
+    zero = np.zeros(2)
+    if bn.min() == 0.0:
+        q = dn[int(np.argmax(bn))]
+        return JointDraw(token=int(_pick(np.cumsum(q), np.array(u * q.sum()))), payments=zero,
+                         switched=zero.astype(bool))
+    x = bn[0] / (bn[0] + bn[1])
+    s = stable_sample_linear(dn[0], dn[1], x, u, v, others_bid_total=bn[1])
+    x_star = float(s.switch_level)
+    pay, switched = zero.copy(), zero.astype(bool)
+    if s.switched:
+        pay[0], switched[0] = float(s.critical_bid) * scale, True
+    elif x_star <= 1.0:
+        pay[1], switched[1] = bn[0] * (1.0 - x_star) / x_star * scale, True
+    return JointDraw(token=int(s.token), payments=pay, switched=switched)
 
 
 @dataclass(frozen=True)

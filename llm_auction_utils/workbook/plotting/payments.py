@@ -1,4 +1,4 @@
-"""Figures of payments (notebooks 04 and 07; theory chapter §4, agents numbered from 1)."""
+"""Figures of payments (notebook 04; theory chapter §4, agents numbered from 1)."""
 
 from __future__ import annotations
 
