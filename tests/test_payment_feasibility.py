@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_auction_utils.theory.aggregation import bid_path, linear, log_linear
+from llm_auction_utils.theory.aggregation import bid_path, highest_bid, linear, log_linear
 from llm_auction_utils.theory.incentives import consistent_aggregation, payment_feasibility, payment_monotonicity
 from llm_auction_utils.theory.preferences import strictly_prefers
 
@@ -16,19 +16,12 @@ P2 = [0.01, 0.49, 0.5]
 FAR_GRID = np.r_[0.0, np.geomspace(0.01, 1000.0, 30)]  # agent i's share from 0 to 0.999 against a bid of 1
 
 
-def highest_bid_wins(d, b):
-    return linear(d, (b == b.max(-1, keepdims=True)).astype(float))
+def inverse_shares(d, b):
+    """Weights 1 - lambda_i: bidding more lowers the agent's weight (depends on the shares only, as bid_path assumes)."""
+    return linear(d, 1.0 - b / b.sum(-1, keepdims=True))
 
 
-def toward_default(d, b, c=1.0):
-    return ((b[..., :, None] * d).sum(-2) + c / d.shape[-1]) / (b.sum(-1, keepdims=True) + c)
-
-
-def inverse_bid(d, b):
-    return linear(d, 1.0 / (1.0 + b))
-
-
-MONOTONE = {"linear": linear, "highest bid wins": highest_bid_wins, "toward default": toward_default,
+MONOTONE = {"linear": linear, "highest bid wins": highest_bid, "square-root shares": lambda d, b: linear(d, np.sqrt(b)),
             "power shares": lambda d, b: linear(d, b**4)}
 
 
@@ -67,9 +60,9 @@ def test_monotone_rules_are_feasible_and_the_critical_bid_payment_is_a_witness(s
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 10_000), st.integers(2, 3), st.integers(3, 5), st.sampled_from(["log-linear", "inverse bid"]))
+@given(st.integers(0, 10_000), st.integers(2, 3), st.integers(3, 5), st.sampled_from(["log-linear", "inverse shares"]))
 def test_every_answer_carries_a_valid_certificate(seed, n, vocab, name):
-    rule = log_linear if name == "log-linear" else inverse_bid
+    rule = log_linear if name == "log-linear" else inverse_shares
     d, b, i = _instance(seed, n, vocab)
     grid = np.linspace(0.0, 6.0, 25)
     rep = payment_feasibility(d, b, i, rule, grid, atol=1e-12)
@@ -104,14 +97,14 @@ def test_the_theory_chapter_counterexample():
     assert "contradiction" in rep.describe()
 
 
-def test_inverse_bid_needs_no_payment_at_all():
+def test_inverse_shares_need_no_payment_at_all():
     # moving away from p_i is never a strict improvement: z = 0 satisfies payment monotonicity,
     # and it is consistent aggregation (a property of q alone) that fails
     d = np.array([P1, P2])
     grid = np.linspace(0.0, 4.0, 9)
-    rep = payment_feasibility(d, [1.0, 1.0], 0, inverse_bid, grid, atol=1e-12)
+    rep = payment_feasibility(d, [1.0, 1.0], 0, inverse_shares, grid, atol=1e-12)
     assert rep.feasible and rep.n_strict == 0 and np.array_equal(rep.witness, np.zeros(9))
-    assert not consistent_aggregation(d, [1.0, 1.0], 0, inverse_bid, grid, atol=1e-12).holds
+    assert not consistent_aggregation(d, [1.0, 1.0], 0, inverse_shares, grid, atol=1e-12).holds
 
 
 def test_unchanged_outcome_forces_equal_payments():
