@@ -49,10 +49,11 @@ def round_sig(x: Any, digits: int = 3) -> Any:
     if hasattr(x, "index") and hasattr(x, "to_numpy"):  # a Series
         return type(x)(round_sig(x.to_numpy(dtype=np.float64), digits), index=x.index, name=x.name)
     a = np.asarray(x, dtype=np.float64)
-    finite = np.isfinite(a) & (a != 0)
-    exponent = np.floor(np.log10(np.abs(np.where(finite, a, 1.0))))
-    factor = 10.0 ** (digits - 1 - exponent)
-    return np.where(finite, np.round(a * factor) / factor, a)
+    if digits < 1:
+        raise ValueError(f"digits must be at least 1, got {digits}")
+    # through the decimal string: the nearest float to the rounded decimal, at any magnitude
+    flat = [float(f"{v:.{digits - 1}e}") if np.isfinite(v) else v for v in a.ravel().tolist()]
+    return np.asarray(flat, dtype=np.float64).reshape(a.shape)
 
 
 def _labels(tokens: Sequence[str]) -> list[str]:
