@@ -1,4 +1,4 @@
-"""KL identities behind the rules, TV, RLHF link (THEORY.md sections 2 and 5)."""
+"""KL identities behind the rules, TV, RLHF link (notebooks/theory.md §2 and §5)."""
 
 from __future__ import annotations
 

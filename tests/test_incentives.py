@@ -1,4 +1,4 @@
-"""Consistent aggregation and payment monotonicity (THEORY.md section 3)."""
+"""Consistent aggregation and payment monotonicity (notebooks/theory.md §3)."""
 
 from __future__ import annotations
 

@@ -119,7 +119,7 @@ def test_others_tv_recorder_gives_the_payment_factor():
 
 
 def test_bid_path_recorder_agrees_with_check_bid_path():
-    P1, P2 = [0.5, 0.49, 0.01], [0.01, 0.49, 0.5]          # THEORY's log-linear counterexample
+    P1, P2 = [0.5, 0.49, 0.01], [0.01, 0.49, 0.5]          # the log-linear counterexample of notebooks/theory.md §5
     d = np.array([P1, P2])
     rec = BidPathRecorder("log_linear", [1.0, 1.0])
     rec(_step(d, [1.0, 1.0], rule=log_linear))

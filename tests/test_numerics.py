@@ -1,4 +1,4 @@
-"""Numerics that hold at the real vocabulary size and at extreme bids (theory chapter §7).
+"""Numerics that hold at the real vocabulary size and at extreme bids (notebooks/theory.md §7).
 
 - the log-linear rule computed from float32 log-probabilities agrees with a float64 log-space
   reference at V = 262,144 even with sharp logits (where float32 probabilities underflow);

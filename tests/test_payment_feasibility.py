@@ -1,4 +1,4 @@
-"""payment_feasibility: can ANY payment satisfy payment monotonicity along a bid grid? (theory chapter §3)"""
+"""payment_feasibility: can ANY payment satisfy payment monotonicity along a bid grid? (notebooks/theory.md §3)"""
 
 from __future__ import annotations
 

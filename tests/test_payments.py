@@ -190,7 +190,7 @@ def test_log_linear_batch_equals_items_with_the_end_check(seed, k, v):
 
 
 def test_end_check_flags_a_violation_between_the_path_ends():
-    """THEORY's counterexample: raising agent 0's bid from 0 to 1 moves the middle token away from p_0."""
+    """The counterexample of notebooks/theory.md §5: raising agent 0's bid from 0 to 1 moves the middle token away from p_0."""
     d = np.array([P1, P2])
     q0, q1 = log_linear(d, [0.0, 1.0]), log_linear(d, [1.0, 1.0])
     assert q1[1] > max(q0[1], P1[1])     # the middle token leaves the interval [q(0), p_0]

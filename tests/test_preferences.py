@@ -1,4 +1,4 @@
-"""The robust (coordinatewise) order of THEORY.md section 2."""
+"""The robust (coordinatewise) order of notebooks/theory.md §2."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Token-by-token auction decoding with a real LLM (theory chapter §1, §4, §5).
+"""Token-by-token auction decoding with a real LLM (notebooks/theory.md §1, §4, §5).
 
 The auction runs "like one giant LLM": each agent ``i`` is a prompt over a causal LM; its
 context is its own prompt followed by the *shared* continuation.  At every step
@@ -12,7 +12,7 @@ context is its own prompt followed by the *shared* continuation.  At every step
    probabilities;
 3. payments: every agent's expected critical-bid payment (a step where the rule is not
    monotone for an agent is *flagged*, not charged) and/or, for the log-linear rule, the
-   KL-preference payments of the theory chapter §4 ([project extension]);
+   KL-preference payments of the notebooks/theory.md §4 ([project extension]);
 4. one token is chosen and appended to every context of the auction.
 
 Order of operations: **temperature -> aggregation -> top-k -> top-p -> sample / argmax**.
@@ -21,7 +21,7 @@ outside the theory's guarantees (payments are computed from the untruncated ``q`
 Samplers: ``"standard"`` (seeded inverse-CDF draw), ``greedy=True`` (argmax), ``"stable"``
 (the stable sampler of one ``stable_agent``, whose realized critical-bid payment is
 recorded) and ``"joint"`` (two agents, linear rule: one stable coupling that realizes both
-agents' critical-bid payments at once, theory chapter §4).
+agents' critical-bid payments at once, notebooks/theory.md §4).
 
 :func:`run_auctions` runs many independent auctions together: one forward pass per step
 over the rows of all of them (each auction has its own prompts, bids, rule and decoding

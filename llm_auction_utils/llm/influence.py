@@ -7,12 +7,12 @@ The recorders below are such callbacks.  Each keeps a small summary per step on
 the host (in float64), so nothing of the vocabulary's size outlives the step:
 
 - :class:`DivergenceRecorder` -- ``KL(p_i || q)``, ``KL(q || p_i)`` and ``TV(p_i, q)``:
-  the divergences that the linear and the log-linear rule trade off (theory chapter §5);
+  the divergences that the linear and the log-linear rule trade off (notebooks/theory.md §5);
 - :class:`OthersTVRecorder` -- ``TV(p_i, r_i)`` with ``r_i`` the others' linear aggregate,
-  the factor of agent ``i``'s critical-bid payment (theory chapter §4), and optionally
+  the factor of agent ``i``'s critical-bid payment (notebooks/theory.md §4), and optionally
   the pair ``(p_i, r_i)`` compressed to the top-K tokens plus two tail buckets that keep
   the TV exact (enough to redo stable sampling offline);
-- :class:`BidPathRecorder` -- the worst violation of the robust order (theory chapter §2)
+- :class:`BidPathRecorder` -- the worst violation of the robust order (notebooks/theory.md §2)
   along each agent's bid path, to see how far a rule is from monotone on real steps.
 
 After a run, :func:`token_influence` splits each chosen token's aggregate probability
@@ -70,7 +70,7 @@ class DivergenceRecorder:
     """``on_step`` callback: per step and agent ``i``, ``KL(p_i || q)``, ``KL(q || p_i)`` and ``TV(p_i, q)``.
 
     The linear rule minimizes ``sum_i b_i KL(p_i || q)``, the log-linear rule
-    ``sum_i b_i KL(q || p_i)`` (theory chapter §5); either divergence is 0 when the
+    ``sum_i b_i KL(q || p_i)`` (notebooks/theory.md §5); either divergence is 0 when the
     auction writes exactly as agent ``i`` would.  Computed on the full vocabulary in
     float64 (round-off below 0 is clipped).  The first step's distributions, which
     do not depend on the bids, are kept in :attr:`first_dists` ``(n, V)``.
@@ -132,7 +132,7 @@ def top_k_buckets(p: ArrayLike, r: ArrayLike, keep: ArrayLike) -> tuple[np.ndarr
 
 
 class OthersTVRecorder:
-    """``on_step`` callback: ``TV(p_i, r_i)`` per agent, ``r_i`` the others' linear aggregate (theory chapter §4).
+    """``on_step`` callback: ``TV(p_i, r_i)`` per agent, ``r_i`` the others' linear aggregate (notebooks/theory.md §4).
 
     For the linear rule agent ``i``'s expected critical-bid payment of the token is
     ``TV(p_i, r_i)`` times the Myerson payment of its bid against ``B_i``: an agent
@@ -178,7 +178,7 @@ class OthersTVRecorder:
 
 
 class BidPathRecorder:
-    """``on_step`` callback: how far a rule is from monotone along each agent's bid path (theory chapter §2).
+    """``on_step`` callback: how far a rule is from monotone along each agent's bid path (notebooks/theory.md §2).
 
     At every step and for every agent ``i``, runs
     :func:`~llm_auction_utils.theory.monotonicity.check_bid_path` on the step's distributions

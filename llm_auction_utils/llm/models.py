@@ -1,6 +1,6 @@
 """Loading the agents' language models, offline by default.
 
-The agents of a token auction (theory chapter §1) are LLMs: each supplies a
+The agents of a token auction (notebooks/theory.md §1) are LLMs: each supplies a
 next-token distribution ``p_i(. | x)`` over one shared vocabulary ``V``.  In the
 workbook every agent is a *prompt* (an advertiser's brief) over one model, or
 over several models that share one tokenizer (§6).

@@ -1,6 +1,6 @@
 """Auction scenarios: a query, advertisers with briefs and bids, few-shot prompts.
 
-A scenario is a readable YAML file in ``data/scenarios/`` (theory chapter §6)::
+A scenario is a readable YAML file in ``data/scenarios/`` (notebooks/theory.md §6)::
 
     name: hawaii
     query: Vacations in Hawaii
@@ -220,7 +220,7 @@ def _example_block(examples: Sequence[AdExample], *, by_query: bool, query_line:
 
 def advertiser_prompt(name: str, brief: str, examples: Sequence[AdExample] = DEFAULT_EXAMPLES, *,
                       query: str | None = None, query_line: str | None = None) -> str:
-    """Few-shot prompt of an advertiser (theory chapter §6).
+    """Few-shot prompt of an advertiser (notebooks/theory.md §6).
 
     ``"Ad for <brand>, <about>:\n<ad>\n\n"`` for each example, then the open line
     ``"Ad for <name>, <brief>:\n"``; the model continues with one line of copy.  With a

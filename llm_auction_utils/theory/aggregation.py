@@ -113,7 +113,7 @@ def others_linear_aggregate(dists: ArrayLike, bids: ArrayLike, *, validate: bool
     """The others' linear aggregate ``r_{-i} = sum_{j != i} b_j p_j / B_{-i}``, ``B_{-i} = sum_{j != i} b_j``.
 
     ``dists (..., n, V)``, ``bids (..., n)`` -> ``(..., n, V)``, row ``i`` for agent ``i``:
-    what the auction would write without agent ``i`` (theory chapter §4).  Computed from the
+    what the auction would write without agent ``i`` (notebooks/theory.md §4).  Computed from the
     other agents directly (:func:`others_weights`), never as ``(S q - b_i p_i) / B_{-i}``, which
     cancels catastrophically when ``b_i >> B_{-i}``.  Where nobody else bids
     (``B_{-i} = 0``) ``r_{-i} = p_i``: agent ``i`` alone decides the token.
@@ -166,7 +166,7 @@ def log_linear(dists: ArrayLike, bids: ArrayLike, *, validate: bool = True) -> A
     exponent 0 and zero nothing out.  If no token has positive probability under every
     agent with a positive bid (the blog example) the rule is undefined and a
     :class:`ValueError` is raised -- never NaN.  Not monotone under the coordinatewise
-    order of the theory chapter §2 (see §5).
+    order of the notebooks/theory.md §2 (see §5).
     """
     d, b = dists_and_scaled_bids(dists, bids)[:2] if validate else (dists, bids)
     return xexp(log_linear_logprobs(xlog(d), b))
@@ -178,7 +178,7 @@ def highest_bid(dists: ArrayLike, bids: ArrayLike, *, validate: bool = True) -> 
 
     A baseline the workbook compares the token auction with (notebook 09).  It is monotone:
     raising your bid can only switch the outcome to your own distribution.  Its expected
-    critical-bid payment is the second-highest bid times ``TV(p_w, q(0))`` (theory chapter §4.4).
+    critical-bid payment is the second-highest bid times ``TV(p_w, q(0))`` (notebooks/theory.md §4.4).
     """
     d, b = dists_and_scaled_bids(dists, bids)[:2] if validate else (dists, bids)
     top = b == xmax(b, axis=-1, keepdims=True)

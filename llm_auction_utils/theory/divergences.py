@@ -1,4 +1,4 @@
-"""Divergences and the KL objectives behind the aggregation rules (theory chapter §2 and §5).
+"""Divergences and the KL objectives behind the aggregation rules (notebooks/theory.md §2 and §5).
 
 - :func:`kl_divergence` ``KL(p || q) = sum_t p log(p / q)`` (``0 log 0 = 0``; ``inf`` when ``q = 0 < p``);
 - :func:`generalized_kl` the KL of unnormalized measures
@@ -77,7 +77,7 @@ def kl_divergence(p: ArrayLike, q: ArrayLike) -> Array:
 
 
 def generalized_kl(a: ArrayLike, b: ArrayLike) -> Array:
-    """KL for unnormalized measures, ``sum_t [a log(a / b) - a + b]`` (theory chapter §2).
+    """KL for unnormalized measures, ``sum_t [a log(a / b) - a + b]`` (notebooks/theory.md §2).
 
     Non-negative, zero iff ``a = b``; per-token terms are minimized at ``b(t) = a(t)``
     and quasi-convex, so it respects the robust order with ``a = p_i``, ``b = q``
@@ -105,7 +105,7 @@ def _weighted(terms: Array, b: Array) -> Array:
 
 
 def linear_objective(q: ArrayLike, dists: ArrayLike, bids: ArrayLike) -> Array:
-    """``sum_i b_i KL(p_i || q)``; its minimizer over the simplex is the linear rule (theory chapter §5).
+    """``sum_i b_i KL(p_i || q)``; its minimizer over the simplex is the linear rule (notebooks/theory.md §5).
 
     ``q (..., V)``, ``dists (..., n, V)``, ``bids (..., n)``; ``inf`` when ``q``
     misses a token of an agent with a positive bid.
@@ -117,7 +117,7 @@ def linear_objective(q: ArrayLike, dists: ArrayLike, bids: ArrayLike) -> Array:
 
 
 def log_linear_objective(q: ArrayLike, dists: ArrayLike, bids: ArrayLike) -> Array:
-    """``sum_i b_i KL(q || p_i)``; its minimizer over the simplex is the log-linear rule (theory chapter §5)."""
+    """``sum_i b_i KL(q || p_i)``; its minimizer over the simplex is the log-linear rule (notebooks/theory.md §5)."""
     d, b = dists_and_bids(dists, bids)
     qq = like(as_distributions(q, name="q", min_ndim=1), d)
     kl = xsum(_xlogy_ratio(qq[..., None, :], d), axis=-1)
@@ -174,7 +174,7 @@ def argmin_on_simplex(
 
 def rlhf_policy(p_ref: ArrayLike, reward: ArrayLike, beta: float) -> Array:
     """RLHF-optimal policy ``p_ref exp(r / beta) / Z`` = ``argmax_q E_q[r] - beta KL(q || p_ref)``
-    (theory chapter §5), computed in log space; tokens with ``p_ref = 0`` stay 0.
+    (notebooks/theory.md §5), computed in log space; tokens with ``p_ref = 0`` stay 0.
 
     ``p_ref (..., V)``, ``reward`` broadcastable to it (finite), ``beta > 0``.
     """

@@ -1,5 +1,5 @@
 """The two incentive properties of a mechanism (aggregation + payment rule)
-along one agent's bids (theory chapter §3, [project] formalization).
+along one agent's bids (notebooks/theory.md §3, [project] formalization).
 
 Fix agent ``i`` and the others' bids; write ``q(b)``, ``z(b)`` for the outcome
 and payment at bid ``b``:
@@ -10,7 +10,7 @@ and payment at bid ``b``:
   ``z(b') > z(b)`` iff ``q(b') >_i q(b)`` for ``b < b'``.
 
 Both are checked exactly on a bid grid.  :func:`verify_incentive_equivalence`
-checks the equivalence of the theory chapter §3 both ways for a rule: a monotone
+checks the equivalence of the notebooks/theory.md §3 both ways for a rule: a monotone
 rule with the critical-bid payments satisfies both; a non-monotone rule fails
 consistent aggregation (a property of ``q`` alone), so no payment rule can
 satisfy both, and the counterexample pair is returned.
@@ -216,7 +216,7 @@ def verify_incentive_equivalence(
     atol: float = 1e-9,
     payment_atol: float = 1e-12,
 ) -> EquivalenceReport:
-    """Verify the equivalence of the theory chapter §3 for ``rule`` on one instance, both ways.
+    """Verify the equivalence of the notebooks/theory.md §3 for ``rule`` on one instance, both ways.
 
     - monotone on the grid  ->  critical-bid payments satisfy both properties;
     - not monotone          ->  consistent aggregation fails (with the
@@ -267,7 +267,7 @@ def utility_curves(
 ) -> dict[str, np.ndarray]:
     """Expected utility per token of an agent with value ``v`` per switched token, for every bid of a grid.
 
-    theory chapter §4, linear rule with stable sampling.  Inputs, for ``S`` steps
+    notebooks/theory.md §4, linear rule with stable sampling.  Inputs, for ``S`` steps
     and ``M`` stable-sampling draws per step:
 
     - ``critical_bids (S, M)``: per draw the smallest bid at which the token switches
@@ -422,7 +422,7 @@ def _reason(qs: np.ndarray, excess: np.ndarray, p_i: np.ndarray, a: int, c: int,
 def payment_feasibility(
     dists: ArrayLike, bids: ArrayLike, agent: int, rule: RuleLike, bid_grid: ArrayLike, *, atol: float = 1e-9
 ) -> PaymentFeasibilityReport:
-    """Does ANY payment rule satisfy payment monotonicity along ``bid_grid``? (theory chapter §3)
+    """Does ANY payment rule satisfy payment monotonicity along ``bid_grid``? (notebooks/theory.md §3)
 
     Payment monotonicity alone constrains ``z`` on the grid: ``z(0) = 0``, ``z``
     non-decreasing, and for every pair ``b < b'``, ``z(b') > z(b)`` iff

@@ -1,4 +1,4 @@
-"""Monotonicity checks for any aggregation rule (theory chapter §3, [project]).
+"""Monotonicity checks for any aggregation rule (notebooks/theory.md §3, [project]).
 
 A rule ``A`` is *monotone* when for every agent ``i``, every ``b_{-i}`` and bids
 ``b < b'``: ``A(p; b', b_{-i}) >=_i A(p; b, b_{-i})`` in the coordinatewise order of
@@ -372,7 +372,7 @@ def check_monotonicity(
     batched: bool = True,
     readable: bool = True,
 ) -> MonotonicityReport:
-    """Search for monotonicity violations of ``rule`` (theory chapter §3).
+    """Search for monotonicity violations of ``rule`` (notebooks/theory.md §3).
 
     1. ``n_instances`` random instances (see :func:`random_instances`) in batches of
        ``batch_size``: ``q_before = A(p; b)``, ``q_after = A(p; b')`` with one agent's bid

@@ -1,4 +1,4 @@
-"""Payment rules (theory chapter §4).
+"""Payment rules (notebooks/theory.md §4).
 
 - :func:`pay_your_bid` -- the naive rule (each agent pays its bid per token); not truthful.
 - :func:`myerson_payment` -- ``z(b) = b x(b) - int_0^b x(s) ds`` for any non-decreasing
@@ -16,7 +16,7 @@
 Integrals are computed as ``z(b) = int_0^b (x(b) - x(s)) ds`` (no cancellation between
 ``b x(b)`` and the integral) by adaptive Gauss-Kronrod quadrature in ``w = ln(1 + s/B_{-i})``,
 in which the integrand is smooth and bounded from ``b << B_{-i}`` to ``b >> B_{-i}``
-(theory chapter §7).  Bids are divided by their largest value first (payments are
+(notebooks/theory.md §7).  Bids are divided by their largest value first (payments are
 homogeneous of degree 1 in the bids), so huge or tiny bids neither overflow nor underflow.
 """
 
@@ -59,7 +59,7 @@ _NODE_CHUNK = 30  # nodes of the bid path evaluated at once (bounds memory at V 
 
 
 def pay_your_bid(bids: ArrayLike) -> Array:
-    """Pay-your-bid: agent ``i`` pays ``b_i`` for the token (theory chapter §4).
+    """Pay-your-bid: agent ``i`` pays ``b_i`` for the token (notebooks/theory.md §4).
 
     The naive contrast to critical-bid payments; not truthful (agents shade bids).
     Returns the validated bids as a new array, ``(..., n)``.
@@ -91,7 +91,7 @@ def _nonnegative(x: ArrayLike, name: str) -> Array:
 
 
 def linear_myerson_payment(bid: ArrayLike, others_bid_total: ArrayLike) -> Array:
-    """Closed-form Myerson payment of the linear rule (theory chapter §4):
+    """Closed-form Myerson payment of the linear rule (notebooks/theory.md §4):
 
     ``z(b) = B ln(1 + b/B) - b B / (b + B)`` with allocation ``x(b) = b / (b + B)``,
     ``B = B_{-i}`` the others' total bid; ``B = 0`` (no competition) gives 0.  Broadcasts;
@@ -135,7 +135,7 @@ def myerson_payment(
     allocation: Callable[[Array], ArrayLike], bid: ArrayLike, *, scale: ArrayLike | None = None,
     rtol: float = 1e-8,
 ) -> Array:
-    """Myerson payment ``z(b) = b x(b) - int_0^b x(s) ds = int_0^b (x(b) - x(s)) ds`` (theory chapter §4).
+    """Myerson payment ``z(b) = b x(b) - int_0^b x(s) ds = int_0^b (x(b) - x(s)) ds`` (notebooks/theory.md §4).
 
     ``allocation`` accepts an array of bids and returns ``x`` of the same shape
     (non-decreasing in the bid).  ``bid`` may be an array: every integral is computed
@@ -245,7 +245,7 @@ def expected_critical_payments(
     atol: float | None = None,
     logprobs: Array | None = None,
 ) -> CriticalPayments:
-    """Expected critical-bid payments of all agents of a step at once (theory chapter §4).
+    """Expected critical-bid payments of all agents of a step at once (notebooks/theory.md §4).
 
     ``dists (..., n, V)``, ``bids (..., n)`` -> :class:`CriticalPayments` with arrays
     ``(..., n)`` on the backend and device of ``dists``.
@@ -342,7 +342,7 @@ def expected_critical_payment(
     atol: float | None = None,
 ) -> float:
     """Expected critical-bid payment of one agent for one step ``dists (n, V)``, ``bids (n,)``
-    (theory chapter §4): :func:`expected_critical_payments` for that agent.
+    (notebooks/theory.md §4): :func:`expected_critical_payments` for that agent.
 
     Raises :class:`NotMonotoneError` where the rule is not monotone for the agent on this step.
     """
@@ -392,7 +392,7 @@ def critical_payment_curve(
 # --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class KLPayments:
-    """KL-preference payments of every agent for a step (theory chapter §4, [project extension]).
+    """KL-preference payments of every agent for a step (notebooks/theory.md §4, [project extension]).
 
     ``payments (..., n)``; ``allocation (..., n)``: ``x_i(b_i) = KL(q(0) || p_i) - KL(q(b) || p_i)``
     in nats; ``monotone (..., n)``: ``x_i`` was non-decreasing at every quadrature node
@@ -421,7 +421,7 @@ def kl_allocation(
 ) -> Array:
     """``x_i(s) = KL(q(0) || p_i) - KL(q(s) || p_i)`` of the log-linear rule at every bid ``s`` of a grid.
 
-    ``dists (n, V)``, ``bids (n,)``, ``bid_grid (G,)`` -> ``(G,)`` in nats (theory chapter §4):
+    ``dists (n, V)``, ``bids (n,)``, ``bid_grid (G,)`` -> ``(G,)`` in nats (notebooks/theory.md §4):
     ``x_i(0) = 0`` and ``x_i`` is non-decreasing.  Raises :class:`ValueError` where
     ``KL(q(0) || p_i)`` is infinite (agent ``i`` gives probability 0 to a token the
     others write) or where nobody else bids.
@@ -453,7 +453,7 @@ def kl_preference_payments(
     rtol: float = PAYMENT_RTOL,
     logprobs: Array | None = None,
 ) -> KLPayments:
-    """[project extension] Myerson payments of the log-linear rule under KL preferences (theory chapter §4).
+    """[project extension] Myerson payments of the log-linear rule under KL preferences (notebooks/theory.md §4).
 
     Agent ``i``'s allocation is ``x_i(b) = KL(q(0) || p_i) - KL(q(b) || p_i)``, where ``q(0)`` is
     the aggregate with agent ``i``'s bid at 0: how many nats closer to ``p_i`` its bid moves

@@ -1,4 +1,4 @@
-"""The robust (coordinatewise) preference order of an agent (theory chapter §2, [project]).
+"""The robust (coordinatewise) preference order of an agent (notebooks/theory.md §2, [project]).
 
 Agent ``i`` with distribution ``p_i`` weakly prefers ``q'`` to ``q``
 (``q' >=_i q``) iff for every token ``t``, ``q'(t)`` lies in the closed interval
@@ -66,7 +66,7 @@ def violation_amount(q_new: ArrayLike, q_old: ArrayLike, p_i: ArrayLike) -> Arra
 
 def weakly_prefers(q_new: ArrayLike, q_old: ArrayLike, p_i: ArrayLike, *, atol: float | None = None) -> Array:
     """``q_new >=_i q_old``: every ``q_new(t)`` within ``atol`` of the closed interval
-    between ``q_old(t)`` and ``p_i(t)`` (theory chapter §2).  ``atol=None``: :func:`~.validation.order_atol`."""
+    between ``q_old(t)`` and ``p_i(t)`` (notebooks/theory.md §2).  ``atol=None``: :func:`~.validation.order_atol`."""
     v = violation_amount(q_new, q_old, p_i)
     return v <= (order_atol(v) if atol is None else atol)
 
@@ -120,7 +120,7 @@ def preference_violation(q_new: ArrayLike, q_old: ArrayLike, p_i: ArrayLike) -> 
 
 
 def preferred_region_vertices(q: ArrayLike, p_i: ArrayLike, *, atol: float = 1e-12) -> np.ndarray:
-    """Vertices, in angular order, of ``{q' in simplex : q' >=_i q}`` for 3 tokens (theory chapter §2).
+    """Vertices, in angular order, of ``{q' in simplex : q' >=_i q}`` for 3 tokens (notebooks/theory.md §2).
 
     The region is the coordinatewise box between ``q`` and ``p_i`` intersected with
     the simplex, a polygon with corners ``q`` and ``p_i``.  Each vertex has two

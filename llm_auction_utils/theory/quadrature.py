@@ -1,4 +1,4 @@
-"""Adaptive Gauss-Kronrod quadrature, vectorized over a batch of integrals (theory chapter §7).
+"""Adaptive Gauss-Kronrod quadrature, vectorized over a batch of integrals (notebooks/theory.md §7).
 
 Myerson payments are integrals of an allocation curve along one agent's bids.  Each
 evaluation of the integrand is an aggregation over the whole vocabulary, so the

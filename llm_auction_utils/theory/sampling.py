@@ -1,5 +1,5 @@
 """Sampling: stable sampling for critical-bid payments, the exponential clock,
-and the plain seeded token sampler used by decoding (theory chapter §4).
+and the plain seeded token sampler used by decoding (notebooks/theory.md §4).
 
 Stable sampling (linear rule, agent ``i``): ``q(x) = x p_i + (1 - x) r`` with
 ``x = b / (b + B)``.  Lay each token's slot of width ``r(t)`` on ``[0, 1)``,
@@ -78,7 +78,7 @@ class StableSample:
     critical_bid: Any = None
 
 def _losing_first_slot(losing: np.ndarray, widths: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lay slots of width ``widths[t]`` on [0, 1), losing tokens first (theory chapter §4).
+    """Lay slots of width ``widths[t]`` on [0, 1), losing tokens first (notebooks/theory.md §4).
 
     Returns, for each uniform ``u``, the token whose slot holds ``u`` and the offset
     of ``u`` inside that slot.
@@ -100,7 +100,7 @@ def stable_sample_linear(
     *,
     others_bid_total: float | None = None,
 ) -> StableSample:
-    """Stable sample of linear aggregation ``q = x p_i + (1 - x) r`` (theory chapter §4).
+    """Stable sample of linear aggregation ``q = x p_i + (1 - x) r`` (notebooks/theory.md §4).
 
     ``p_i``, ``r``: distributions ``(V,)``; ``x in [0, 1]`` the agent's share;
     ``u``, ``v``: uniforms in ``[0, 1)`` (scalars, or arrays of draws of the same
@@ -220,7 +220,7 @@ def stable_sample(
     n_check: int = 65,
     atol: float | None = None,
 ) -> StableDraw:
-    """Stable sample for any monotone rule along agent ``agent``'s bid path (theory chapter §4).
+    """Stable sample for any monotone rule along agent ``agent``'s bid path (notebooks/theory.md §4).
 
     Slots of width ``q(0)(t)`` (the aggregate without the agent), tokens that lose
     probability at bid ``b`` first.  ``u`` in the slot of ``d`` at offset ``o`` keeps ``d``
@@ -294,7 +294,7 @@ def uniforms(rng: Rng, size: int) -> np.ndarray:
 
 
 def stable_step(dists: ArrayLike, bids: ArrayLike, agent: int, rule: RuleLike = "linear", rng: Rng = None) -> StableDraw:
-    """One stable-sampling decoding step for ``agent`` (theory chapter §4).
+    """One stable-sampling decoding step for ``agent`` (notebooks/theory.md §4).
 
     Draws ``u, v`` from ``rng`` and returns a :class:`StableDraw` of Python scalars.
     Linear: the exact construction of :func:`stable_sample_linear` with ``r`` the others'
@@ -336,7 +336,7 @@ class JointDraw:
 
 def joint_stable_step(dists: ArrayLike, bids: ArrayLike, rng: Rng = None) -> JointDraw:
     """[project extension] Two agents, linear rule: one draw that realizes BOTH agents' critical-bid
-    payments (theory chapter §4.8).
+    payments (notebooks/theory.md §4.8).
 
     Agent 1's stable coupling (slots of width ``p_2``, agent 1's losing tokens first) is stable for
     agent 2 as well: agent 2's bid path is the same segment between ``p_1`` and ``p_2``, walked the
@@ -379,7 +379,7 @@ class ClockDraw:
 
 
 def exponential_clock(bids: ArrayLike, rng: Rng = None, *, size: int | tuple[int, ...] | None = None) -> ClockDraw:
-    """Exponential-clock variant (theory chapter §4).
+    """Exponential-clock variant (notebooks/theory.md §4).
 
     ``E_j ~ Exp(1)`` i.i.d.; the winner is ``argmax_j b_j / E_j`` (chosen with
     probability ``lambda_j``) and pays ``E_w * max_{j != w} b_j / E_j`` -- its

@@ -1,4 +1,4 @@
-"""Figures of the token auction model (notebooks 00 and 01; theory chapter §1 and §5).
+"""Figures of the token auction model (notebooks 00 and 01; notebooks/theory.md §1 and §5).
 
 Each function draws one figure from arrays the notebook computed and returns the
 matplotlib ``Figure``; the notebook saves it with ``save_figure``.  Agents are labelled
@@ -35,7 +35,7 @@ def plot_stacked_distributions(
     """Stacked horizontal bars: agent ``i``'s ``p_i`` (rows "agent 1", "agent 2", ...) and the aggregate ``q``.
 
     ``dists (n, V)``, ``q (V,)``, ``tokens`` (``V`` names), ``bids (n,)``; each agent's bid is
-    written at the end of its bar.  Used for the blog example of the theory chapter §1.
+    written at the end of its bar.  Used for the blog example of the notebooks/theory.md §1.
     """
     import matplotlib.pyplot as plt
 

@@ -1,4 +1,4 @@
-"""Figures of ad creatives over the bidders' balance (notebook 06; theory chapter §5 and §6).
+"""Figures of ad creatives over the bidders' balance (notebook 06; notebooks/theory.md §5 and §6).
 
 Each function draws one figure from tables the notebook computed and returns the matplotlib
 ``Figure``; the notebook saves it with ``save_figure``.  ``lambda`` is the first advertiser's

@@ -1,5 +1,5 @@
 """Figures of incentive properties (notebook 03): one agent's bid path, its payments, and the
-pairs of bids that constrain any payment rule (theory chapter §3; agents numbered from 1)."""
+pairs of bids that constrain any payment rule (notebooks/theory.md §3; agents numbered from 1)."""
 
 from __future__ import annotations
 

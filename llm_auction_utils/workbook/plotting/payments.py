@@ -1,4 +1,4 @@
-"""Figures of payments (notebook 04; theory chapter §4, agents numbered from 1)."""
+"""Figures of payments (notebook 04; notebooks/theory.md §4, agents numbered from 1)."""
 
 from __future__ import annotations
 

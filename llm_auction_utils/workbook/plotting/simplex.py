@@ -2,7 +2,7 @@
 
 A distribution ``q`` over three tokens is drawn at ``q(1) E_1 + q(2) E_2 + q(3) E_3`` with the
 corners ``E_1`` (left), ``E_2`` (top), ``E_3`` (right) of an equilateral triangle, the point
-masses on the three tokens (theory chapter §2 pictures).
+masses on the three tokens (notebooks/theory.md §2 pictures).
 
 - :func:`draw_simplex`, :func:`simplex_xy` -- the triangle and the map to the plane;
 - :func:`plot_simplex_bid_paths` -- one agent's bid path under several rules, with its
