@@ -218,3 +218,30 @@ def test_user_rules_get_the_bids_as_given():
     cp = expected_critical_payments(D, bids, toward_default)
     scaled = expected_critical_payments(D, bids * 10, toward_default)
     assert cp.monotone.all() and not np.allclose(scaled.payments, 10 * cp.payments)  # not homogeneous: no rescaling
+
+
+def test_payment_tolerance_is_floored_at_the_dtype_precision():
+    """float32 integrands cannot reach 1e-6; the floor keeps the quadrature from refining round-off."""
+    from llm_auction_utils.theory.payments import payment_rtol
+
+    assert payment_rtol(1e-6, torch.zeros(2, dtype=torch.float64)) == 1e-6
+    assert payment_rtol(1e-6, torch.zeros(2, dtype=torch.float32)) == 1e-4
+    assert payment_rtol(1e-6, np.zeros(2, dtype=np.float32)) == 1e-4
+    assert payment_rtol(1e-6, torch.zeros(2, dtype=torch.bfloat16)) == 1e-2
+    assert payment_rtol(1e-3, torch.zeros(2, dtype=torch.float32)) == 1e-3
+    with pytest.raises(ValueError, match="rtol"):
+        payment_rtol(0.0, torch.zeros(2))
+
+
+def test_float32_quadrature_payments_at_a_large_vocabulary_match_the_closed_form():
+    """A user rule (here the linear rule as a plain function) goes through the quadrature; on float32
+    inputs over 50,000 tokens it must still agree with the float64 closed form."""
+    from llm_auction_utils.theory import linear
+
+    g = torch.Generator().manual_seed(3)
+    d64 = torch.softmax(3.0 * torch.randn(3, 50_000, generator=g, dtype=torch.float64), dim=-1)
+    bids = [1.0, 0.5, 0.25]
+    exact = expected_critical_payments(d64, bids, "linear").payments
+    quad32 = expected_critical_payments(d64.float(), bids, lambda d, b: linear(d, b))
+    assert bool(quad32.monotone.all())
+    np.testing.assert_allclose(quad32.payments.double().numpy(), exact.numpy(), rtol=1e-3)

@@ -49,11 +49,28 @@ __all__ = [
     "myerson_payment",
     "myerson_unit",
     "pay_your_bid",
+    "payment_rtol",
     "switched_mass",
 ]
 
 PAYMENT_RTOL = 1e-6
 """Default relative tolerance of the payment integrals (the quadrature's error estimate)."""
+
+
+def payment_rtol(rtol: float, dists: Array) -> float:
+    """``rtol`` raised to the precision that ``dists``' dtype allows (notebooks/theory.md §7).
+
+    A float32 integrand summed over a vocabulary carries round-off near ``1e-6`` relative, so an
+    error estimate below that never converges and the quadrature would halve panels to its limit:
+    float32 inputs integrate to at least ``1e-4`` relative (a float32 forward pass gives about four
+    significant digits), half precision to ``1e-2``, float64 to ``rtol`` as given.
+    """
+    if not rtol > 0:
+        raise ValueError(f"rtol must be > 0, got {rtol!r}")
+    floor = {torch.float16: 1e-2, torch.bfloat16: 1e-2, torch.float32: 1e-4}.get(getattr(dists, "dtype", None), 0.0)
+    if isinstance(dists, np.ndarray) and dists.dtype == np.float32:
+        floor = 1e-4
+    return max(float(rtol), floor)
 
 _NODE_CHUNK = 30  # nodes of the bid path evaluated at once (bounds memory at V = 262,144)
 
@@ -254,7 +271,7 @@ def expected_critical_payments(
       ``B = B_{-i}``, ``r_{-i}`` the others' aggregate computed from the others directly.
     - any other rule: Myerson with the switched mass ``T(s) = TV(q(s), q(0))`` as the
       allocation; on a monotone path ``T(b) - T(s) = TV(q(b), q(s))``, so
-      ``z = int_0^b TV(q(b), q(s)) ds`` (adaptive quadrature to ``rtol``).  The path's two
+      ``z = int_0^b TV(q(b), q(s)) ds`` (adaptive quadrature to ``rtol``, at least the precision of the dtype: :func:`payment_rtol`).  The path's two
       ends are compared first (``q(b_i)`` must be preferred to ``q(0)``); then every
       quadrature node ``s`` must satisfy ``q(b_i) >=_i q(s) >=_i q(0)``, and the first
       round's nodes, in order, must be successively preferred.  A violation beyond ``atol``
@@ -271,6 +288,7 @@ def expected_critical_payments(
         return _linear_critical(d, b64, scale)
     bn = cast_bids(b64, d, strict=True)
     atol = order_atol(d) if atol is None else atol
+    rtol = payment_rtol(rtol, d)
     pays, monos, viols = zip(*(_critical_one_agent(d, bn, i, A, rtol, atol, logprobs) for i in range(d.shape[-2])))
     return CriticalPayments(payments=_rescale(_stack_last(list(pays)), scale, "payments"),
                             monotone=_stack_last(list(monos)), violation=_stack_last(list(viols)))
@@ -460,12 +478,13 @@ def kl_preference_payments(
     the aggregate.  ``x_i(0) = 0`` and ``x_i`` is non-decreasing, so Myerson's
     ``z_i(b) = b x_i(b) - int_0^b x_i(s) ds`` is truthful and individually rational for an
     agent whose value is ``v`` per nat, and a zero bid pays 0.  Computed as
-    ``int_0^b (KL(q(s) || p_i) - KL(q(b) || p_i)) ds`` by adaptive quadrature to ``rtol``.
+    ``int_0^b (KL(q(s) || p_i) - KL(q(b) || p_i)) ds`` by adaptive quadrature to ``rtol`` (at least :func:`payment_rtol`).
     ``logprobs``: the same distributions as log-probabilities (evaluated in log space).
     """
     d, b64, scale = _step_and_bids(dists, bids)
     n = d.shape[-2]
     bn = cast_bids(b64, d, strict=True)
+    rtol = payment_rtol(rtol, d)
     logp = xlog(d) if logprobs is None else logprobs
     pays, allocs, monos = [], [], []
     for i in range(n):
