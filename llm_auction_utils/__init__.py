@@ -30,50 +30,27 @@ from typing import Any
 
 __version__ = "0.2.0"
 
-_EXPORTS: dict[str, str] = {
-    # theory
-    **{name: "theory" for name in (
-        "RULES", "AggregationRule", "NotMonotoneError", "argmin_on_simplex", "bid_path", "bid_shares",
-        "check_bid_path", "check_monotonicity", "comparable", "consistent_aggregation", "critical_payment_curve",
-        "expected_critical_payment", "expected_critical_payments", "exponential_clock", "generalized_kl", "get_rule", "highest_bid",
-        "kl_allocation", "kl_divergence", "kl_preference_payments", "linear", "linear_myerson_payment",
-        "linear_objective", "log_linear", "log_linear_logprobs", "log_linear_objective", "myerson_payment",
-        "others_linear_aggregate", "pay_your_bid", "payment_monotonicity", "preference_violation",
-        "preferred_region_vertices", "random_instances", "rlhf_policy", "rule_name", "sample_token", "stable_sample",
-        "stable_sample_linear", "stable_step", "strictly_prefers", "switched_mass", "tv_distance", "utility_curves",
-        "verify_incentive_equivalence", "violation_amount", "weakly_prefers",
-    )},
-    # the LLM side
-    **{name: "llm" for name in (
-        "AuctionSpec", "BidPathRecorder", "DEFAULT_MODEL", "DecodingOptions", "DivergenceRecorder", "LoadedModel",
-        "ModelLoadError", "OthersTVRecorder", "Scenario", "ScenarioError", "StepInfo", "Transcript", "load_model",
-        "load_scenario", "run_auction", "run_auctions", "run_scenario", "run_scenario_sweep", "token_influence",
-        "top_k_buckets",
-    )},
-    # notebook plumbing
-    **{name: "workbook.notebook" for name in (
-        "data_path", "figures_dir", "headless", "progress", "read_records", "record", "repo_root", "save_figure",
-        "setup_notebook", "watermark",
-    )},
-    **{name: "workbook.parameters" for name in ("check_parameters",)},
-}
-# plotting helpers are found by name in these modules (each topic module lists its own in __all__)
-_SEARCHED = ("workbook.plotting",)
-
+# where the names a notebook imports are found, in this order (each module lists its own in __all__)
+_LAYERS = ("theory", "llm", "workbook.notebook", "workbook.parameters", "workbook.plotting")
 _SUBPACKAGES = {"theory", "llm", "workbook", "files"}
 
 
+def _public_names() -> list[str]:
+    names: set[str] = set()
+    for layer in _LAYERS:
+        names.update(importlib.import_module(f"{__name__}.{layer}").__all__)
+    return sorted(names)
+
+
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
     if name in _SUBPACKAGES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name == "__all__":
+        return _public_names() + ["__version__"]
     if not name.startswith("_"):
-        for module_name in _SEARCHED:
-            module = importlib.import_module(f"{__name__}.{module_name}")
-            if name in getattr(module, "__all__", ()):
+        for layer in _LAYERS:
+            module = importlib.import_module(f"{__name__}.{layer}")
+            if name in module.__all__:
                 value = getattr(module, name)
                 globals()[name] = value
                 return value
@@ -81,7 +58,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS) | _SUBPACKAGES)
-
-
-__all__ = sorted(_EXPORTS) + ["__version__"]
+    return sorted(set(globals()) | set(_public_names()) | _SUBPACKAGES)

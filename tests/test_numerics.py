@@ -200,3 +200,21 @@ def test_stable_step_critical_bid_scales_with_the_bids():
     assert a.token == b.token and a.switched == b.switched
     if np.isfinite(a.critical_bid):
         assert b.critical_bid == pytest.approx(1e200 * a.critical_bid, rel=1e-12)
+
+
+def test_user_rules_get_the_bids_as_given():
+    """A user rule may depend on more than the bid shares (here a reserve weight on a default):
+    the package must not rescale its bids, unlike the built-in rules'."""
+    reserve = 1.0
+
+    def toward_default(d, b):
+        return ((b[..., :, None] * d).sum(-2) + reserve / d.shape[-1]) / (b.sum(-1, keepdims=True) + reserve)
+
+    bids = np.array([3.0, 2.0])
+    grid = np.array([0.0, 1.5, 3.0])
+    path = bid_path(D, bids, 0, toward_default, grid)
+    for k, s in enumerate(grid):
+        np.testing.assert_allclose(path[k], toward_default(D, np.array([s, 2.0])), atol=1e-15)
+    cp = expected_critical_payments(D, bids, toward_default)
+    scaled = expected_critical_payments(D, bids * 10, toward_default)
+    assert cp.monotone.all() and not np.allclose(scaled.payments, 10 * cp.payments)  # not homogeneous: no rescaling

@@ -74,3 +74,10 @@ def test_check_parameters_declarative():
         check.check_parameters({"X": 1.0}, X="float")
     with pytest.raises(ValueError, match=r"^DEVICE must be one of 'auto', 'cpu'"):
         check.check_parameters({"DEVICE": "tpu"}, DEVICE=("text", {"options": ["auto", "cpu", "cuda"]}))
+
+
+def test_number_list_exact_length():
+    assert check.number_list("BIDS", [1, 2, 3], length=3, low=0) == [1.0, 2.0, 3.0]
+    for bad in [[1, 2], [1, 2, 3, 4]]:
+        with pytest.raises(ValueError, match=r"^BIDS must be a list of exactly 3 finite numbers >= 0"):
+            check.number_list("BIDS", bad, length=3, low=0)

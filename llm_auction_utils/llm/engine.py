@@ -516,7 +516,8 @@ def _auction_step(state: _AuctionState, dists: torch.Tensor, logp: torch.Tensor,
         record.kl_payment, record.kl_allocation = kp.payments, kp.allocation
     t2 = time.perf_counter()
     token_id = _choose(state, q, dists, record)
-    record.token_id, record.q, record.p = token_id, q[token_id], dists[:, token_id]
+    # copies, not views: a view would keep the step's (rows, V) tensors alive until the transcript is built
+    record.token_id, record.q, record.p = token_id, q[token_id].clone(), dists[:, token_id].clone()
     state.builder.records.append(record)
     if on_step is not None:
         on_step(StepInfo(step, dists, q, token_id, record.critical, record.monotone, auction=state.index, logprobs=logp))
@@ -667,11 +668,14 @@ def _decode_chunk(chunk: list[int], specs: list[AuctionSpec], groups: list[_Grou
         timing = {"forward": time.perf_counter() - t0}
         order = [(k, i) for k in live for i in range(live[k].n)]  # auction-major
         index = {r: j for j, r in enumerate(order)}
-        V = next(lg for lg in logits if lg is not None).shape[-1]
-        all_logits = torch.empty((len(order), V), dtype=torch.float32, device=device)
-        for rows, lg in zip(active, logits):
-            if rows:
-                all_logits[torch.tensor([index[r] for r in rows], device=device)] = lg.float()
+        if len(groups) == 1:  # one model: its rows are already in auction-major order
+            all_logits = logits[0]
+        else:
+            V = next(lg for lg in logits if lg is not None).shape[-1]
+            all_logits = torch.empty((len(order), V), dtype=torch.float32, device=device)
+            for rows, lg in zip(active, logits):
+                if rows:
+                    all_logits[torch.tensor([index[r] for r in rows], device=device)] = lg.float()
         temps = torch.tensor([live[k].spec.options.temperature for k, _ in order], device=device)[:, None]
         logp, p = next_token_logprobs(all_logits, temps)
         tokens: dict[int, int] = {}

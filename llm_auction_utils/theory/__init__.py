@@ -30,7 +30,13 @@ from .divergences import (
     rlhf_policy,
     tv_distance,
 )
-from .incentives import consistent_aggregation, payment_monotonicity, utility_curves, verify_incentive_equivalence
+from .incentives import (
+    consistent_aggregation,
+    payment_feasibility,
+    payment_monotonicity,
+    utility_curves,
+    verify_incentive_equivalence,
+)
 from .monotonicity import NotMonotoneError, check_bid_path, check_monotonicity, random_instances
 from .payments import (
     critical_payment_curve,
@@ -59,7 +65,7 @@ __all__ = [
     "expected_critical_payment", "expected_critical_payments", "exponential_clock", "generalized_kl", "get_rule", "highest_bid",
     "kl_allocation", "kl_divergence", "kl_preference_payments", "linear", "linear_myerson_payment",
     "linear_objective", "log_linear", "log_linear_logprobs", "log_linear_objective", "myerson_payment",
-    "others_linear_aggregate", "pay_your_bid", "payment_monotonicity", "preference_violation",
+    "others_linear_aggregate", "pay_your_bid", "payment_feasibility", "payment_monotonicity", "preference_violation",
     "preferred_region_vertices", "random_instances", "rlhf_policy", "rule_name", "sample_token", "stable_sample",
     "stable_sample_linear", "stable_step", "strictly_prefers", "switched_mass", "tv_distance", "utility_curves",
     "verify_incentive_equivalence", "violation_amount", "weakly_prefers",

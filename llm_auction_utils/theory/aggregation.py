@@ -49,7 +49,10 @@ class AggregationRule(Protocol):
     Called as ``rule(dists, bids)`` with ``dists (..., n, V)`` and ``bids (..., n)``;
     returns ``q (..., V)``, a distribution per leading index.  The checkers call rules
     on batches, so a user rule should broadcast over the leading dimensions like
-    :func:`linear` does.
+    :func:`linear` does.  A user rule receives the bids as given; the built-in rules
+    depend on the bids only through their shares, so for them the package divides the
+    bids by their largest value first (and scales payments back), which keeps huge and
+    tiny bids exact.
     """
 
     def __call__(self, dists: Array, bids: Array, /) -> Array: ...
@@ -252,9 +255,10 @@ def bid_path(
         agent = check_agent(agent, d.shape[-2])
         b64 = to_float64(as_bids(bids, d.shape[-2], allow_all_zero=True))
         g64 = to_float64(as_array_grid(bid_grid, np.zeros(0)))
-        # bids matter only relative to each other: divide bids and grid by one scale per instance
+        # the built-in rules depend on the bids only through their shares: divide bids and grid by one
+        # scale per instance (no overflow); a user rule gets the bids as given
         scale = np.maximum(b64.max(axis=-1, keepdims=True), g64.max(axis=-1, keepdims=True))
-        scale = np.where(scale > 0, scale, 1.0)
+        scale = np.where((scale > 0) & (rule_name(A) is not None), scale, 1.0)
         b, grid = like(b64 / scale, d), like(g64 / scale, d)
     else:
         d, b, grid = dists, bids, like(bid_grid, dists)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from scipy.optimize import linprog
 
 from .aggregation import RuleLike, bid_path, get_rule
 from .arrays import ArrayLike, to_float64
@@ -34,7 +35,9 @@ __all__ = [
     "ConsistencyReport",
     "EquivalenceReport",
     "PaymentMonotonicityReport",
+    "PaymentFeasibilityReport",
     "consistent_aggregation",
+    "payment_feasibility",
     "payment_monotonicity",
     "utility_curves",
     "verify_incentive_equivalence",
@@ -302,3 +305,160 @@ def utility_curves(
         "first price on switch": (value - grid) * k / n,
         "pay-your-bid": value * k / n - grid,
     }
+
+
+# --------------------------------------------------------------------------
+# can ANY payment satisfy payment monotonicity? (a linear program on the grid)
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PaymentFeasibilityReport:
+    """Result of :func:`payment_feasibility` for one agent along ``bid_grid``.
+
+    ``feasible``: some payment vector ``z (G,)`` satisfies payment monotonicity on the
+    grid (decided by the linear program; ``margin`` is its optimum, 1 when feasible and
+    0 when not).  ``n_strict`` of the ``n_pairs`` pairs ``k < l`` have
+    ``q(b_l) >_i q(b_k)`` (the payment must rise); on all the others it must stay equal.
+    ``witness``: a feasible ``z`` (integers: 0 on the first block of bids that must pay
+    the same, then 1, 2, ...), or ``None``.  ``chain``: when infeasible, the certificate
+    ``[(k, l, reason), (a_1, c_1, reason), ...]``: ``q(b_l) >_i q(b_k)`` forces
+    ``z(b_l) > z(b_k)``, while each later pair ``(a, c)`` is not a strict improvement and
+    forces ``z(b_c) = z(b_a)``; these intervals ``[a, c]`` overlap and cover ``[k, l]``,
+    so with ``z`` non-decreasing ``z(b_k) = z(b_l)``: a contradiction.
+    """
+
+    feasible: bool
+    margin: float
+    n_pairs: int
+    n_strict: int
+    witness: np.ndarray | None
+    chain: list[tuple[int, int, str]]
+    bid_grid: np.ndarray = field(repr=False)
+    qs: np.ndarray = field(repr=False)
+
+    def describe(self) -> str:
+        """The certificate in words, one line per pair (or the witness when feasible)."""
+        g = self.bid_grid
+        if self.feasible:
+            return f"feasible: z = {np.array2string(self.witness)} on bids {np.array2string(g, precision=3)}"
+        (k, l, why), rest = self.chain[0], self.chain[1:]
+        lines = [f"q({g[l]:.4g}) >_i q({g[k]:.4g}) ({why}): z({g[l]:.4g}) > z({g[k]:.4g})"]
+        lines += [f"q({g[c]:.4g}) not >_i q({g[a]:.4g}) ({why}): z({g[c]:.4g}) = z({g[a]:.4g})" for a, c, why in rest]
+        lines.append(f"z non-decreasing, so these equalities force z({g[k]:.4g}) = z({g[l]:.4g}): contradiction")
+        return "\n".join(lines)
+
+
+def _strict_pairs(qs: np.ndarray, p_i: np.ndarray, atol: float) -> tuple[np.ndarray, np.ndarray]:
+    """``strict[k, l]``: ``q_l >_i q_k``; ``excess[k, l]``: how far ``q_l`` lies outside the intervals."""
+    excess = _pairwise_excess(qs, p_i).max(-1)
+    moved = np.abs(qs[None, :, :] - qs[:, None, :]).max(-1) > atol
+    return (excess <= atol) & moved, excess
+
+
+def _payment_lp(strict: np.ndarray) -> float:
+    """``max eps`` over ``z (G,)``, ``eps in [0, 1]``: ``z_0 = 0``, ``z`` non-decreasing,
+    ``z_l >= z_k + eps`` on strict pairs, ``z_l <= z_k`` on the others; feasible iff ``eps > 0``."""
+    G = strict.shape[0]
+    k, l = np.triu_indices(G, 1)
+    rows = np.zeros((len(k) + G - 1, G + 1))
+    pairs = np.arange(len(k))
+    s = strict[k, l]
+    rows[pairs, k] = np.where(s, 1.0, -1.0)  # strict: z_k - z_l + eps <= 0; else z_l - z_k <= 0
+    rows[pairs, l] = np.where(s, -1.0, 1.0)
+    rows[pairs, G] = s.astype(float)
+    steps = np.arange(G - 1)
+    rows[len(k) + steps, steps], rows[len(k) + steps, steps + 1] = 1.0, -1.0  # z_k - z_{k+1} <= 0
+    a_eq = np.zeros((1, G + 1))
+    a_eq[0, 0] = 1.0
+    cost = np.zeros(G + 1)
+    cost[G] = -1.0
+    res = linprog(cost, A_ub=rows, b_ub=np.zeros(len(rows)), A_eq=a_eq, b_eq=[0.0],
+                  bounds=[(0.0, float(G))] * G + [(0.0, 1.0)], method="highs")
+    if res.status != 0:
+        raise RuntimeError(f"payment_feasibility: the linear program failed ({res.message})")
+    return float(res.x[G]) + 0.0  # no -0.0
+
+
+def _reach(strict: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every grid index ``m``: the furthest end ``c`` of a non-strict pair ``(a, c)`` with ``a <= m``
+    (``m`` itself if none reaches further), and that pair's start ``a``.  A non-strict pair forces ``z``
+    constant on ``[a, c]`` (``z`` is non-decreasing)."""
+    G = strict.shape[0]
+    k, l = np.nonzero(np.triu(~strict, 1))
+    own = np.arange(G)
+    np.maximum.at(own, k, l)  # furthest end of a pair starting at m
+    best_c, best_a = own.copy(), np.arange(G)
+    for m in range(1, G):
+        if best_c[m - 1] >= best_c[m]:  # ties: the earliest start
+            best_c[m], best_a[m] = best_c[m - 1], best_a[m - 1]
+    return best_a, best_c
+
+
+def _equal_blocks(best_c: np.ndarray) -> np.ndarray:
+    """Block index of every grid bid: overlapping intervals of non-strict pairs merge into blocks
+    on which ``z`` must be constant."""
+    block = np.zeros(len(best_c), dtype=int)
+    for m in range(1, len(best_c)):
+        block[m] = block[m - 1] + (best_c[m - 1] < m)
+    return block
+
+
+def _cover(best_a: np.ndarray, best_c: np.ndarray, k: int, l: int) -> list[tuple[int, int]]:
+    """Fewest non-strict intervals ``(a, c)`` that overlap one after the other and cover ``[k, l]``
+    (greedy: from the current point, the interval that starts at or before it and reaches furthest)."""
+    chain, point = [], k
+    while point < l and best_c[point] > point:
+        chain.append((int(best_a[point]), int(best_c[point])))
+        point = int(best_c[point])
+    return chain if point >= l else []
+
+
+def _reason(qs: np.ndarray, excess: np.ndarray, p_i: np.ndarray, a: int, c: int, atol: float) -> str:
+    if excess[a, c] <= atol:
+        return "outcome unchanged"
+    t = int(np.argmax(_pairwise_excess(qs[[a, c]], p_i)[0, 1]))
+    return f"token {t} moves {qs[a, t]:.4g} -> {qs[c, t]:.4g}, away from p_i = {p_i[t]:.4g}"
+
+
+def payment_feasibility(
+    dists: ArrayLike, bids: ArrayLike, agent: int, rule: RuleLike, bid_grid: ArrayLike, *, atol: float = 1e-9
+) -> PaymentFeasibilityReport:
+    """Does ANY payment rule satisfy payment monotonicity along ``bid_grid``? (theory chapter §3)
+
+    Payment monotonicity alone constrains ``z`` on the grid: ``z(0) = 0``, ``z``
+    non-decreasing, and for every pair ``b < b'``, ``z(b') > z(b)`` iff
+    ``q(b') >_i q(b)`` (outcomes compared with ``atol``), hence ``z(b') = z(b)`` when
+    ``q(b')`` is not a strict improvement.  A linear program (:func:`scipy.optimize.linprog`)
+    decides whether any ``z`` satisfies these constraints.  The answer is read off as well from
+    the constraints' structure: the non-strict pairs force ``z`` constant on blocks of bids, and
+    the constraints are infeasible iff a strict pair lies inside one block; the report gives the
+    shortest such chain of pairs (the certificate), or an integer witness ``z``.  For a
+    monotone rule the critical-bid payment is another witness; consistent aggregation, a
+    property of ``q`` alone, is not part of this check.  ``bid_grid`` must start at 0.
+    """
+    g, qs, p_i = _path(dists, bids, agent, rule, bid_grid)
+    if g[0] != 0:
+        raise ValueError("bid_grid must start at 0 (payment monotonicity fixes z(0) = 0)")
+    strict, excess = _strict_pairs(qs, p_i, atol)
+    margin = _payment_lp(strict)
+    best_a, best_c = _reach(strict)
+    block = _equal_blocks(best_c)
+    k_all, l_all = np.nonzero(np.triu(strict, 1) & (block[:, None] == block[None, :]))
+    if (margin > 0.5) != (len(k_all) == 0):
+        raise RuntimeError(f"payment_feasibility: the linear program (margin {margin:.3g}) and the block "
+                           "structure disagree; a numerical problem in the solver")
+    G = len(g)
+    n_strict = int(np.triu(strict, 1).sum())
+    if len(k_all) == 0:
+        return PaymentFeasibilityReport(feasible=True, margin=margin, n_pairs=G * (G - 1) // 2, n_strict=n_strict,
+                                        witness=block.astype(float), chain=[], bid_grid=g, qs=qs)
+    covers = [_cover(best_a, best_c, int(k), int(l)) for k, l in zip(k_all, l_all)]
+    # the clearest strict pair: every token that can move toward p_i moves by at least this much
+    movable = np.abs(qs[k_all] - p_i) > atol
+    clear = np.where(movable, np.abs(qs[l_all] - qs[k_all]), np.inf).min(-1)
+    best = min(range(len(k_all)), key=lambda j: (len(covers[j]), -clear[j], k_all[j], l_all[j]))
+    k, l = int(k_all[best]), int(l_all[best])
+    t = int(np.argmax(np.abs(qs[l] - qs[k])))
+    chain = [(k, l, f"no token moves away from p_i; token {t} {qs[k, t]:.4g} -> {qs[l, t]:.4g}")]
+    chain += [(a, c, _reason(qs, excess, p_i, a, c, atol)) for a, c in covers[best]]
+    return PaymentFeasibilityReport(feasible=False, margin=margin, n_pairs=G * (G - 1) // 2, n_strict=n_strict,
+                                    witness=None, chain=chain, bid_grid=g, qs=qs)

@@ -206,12 +206,14 @@ def _path_chunks(d: Array, b: Array, i: int, A: Callable[..., Array], s: Array, 
     return parts[0] if len(parts) == 1 else (torch.cat(parts, dim=-2) if is_torch(s) else np.concatenate(parts, axis=-2))
 
 
-def _step_and_bids(dists: ArrayLike, bids: ArrayLike) -> tuple[Array, np.ndarray, np.ndarray]:
-    """Validated ``dists (..., n, V)``, and the bids divided by their largest value as float64
-    ``(lead..., n)`` with their ``scale (lead..., 1)``, broadcast against the leading dimensions."""
+def _step_and_bids(dists: ArrayLike, bids: ArrayLike, scale_free: bool = True) -> tuple[Array, np.ndarray, np.ndarray]:
+    """Validated ``dists (..., n, V)``, and the bids as float64 ``(lead..., n)`` with a ``scale (lead..., 1)``,
+    broadcast against the leading dimensions: divided by their largest value for a ``scale_free`` (built-in)
+    rule, as given (scale 1) for a user rule, which may depend on more than the bid shares."""
     d = as_distributions(dists)
     n = d.shape[-2]
-    b64, scale = scale_bids(as_bids(bids, n))
+    b = as_bids(bids, n)
+    b64, scale = scale_bids(b) if scale_free else (to_float64(b), np.ones(to_float64(b).shape[:-1] + (1,)))
     lead = tuple(np.broadcast_shapes(tuple(d.shape[:-2]), tuple(b64.shape[:-1])))
     return d, np.broadcast_to(b64, lead + (n,)), np.broadcast_to(scale, lead + (1,))
 
@@ -263,8 +265,8 @@ def expected_critical_payments(
 
     ``b_i = 0`` or ``B_{-i} = 0`` (no competition) gives 0.
     """
-    d, b64, scale = _step_and_bids(dists, bids)
     A = get_rule(rule)
+    d, b64, scale = _step_and_bids(dists, bids, scale_free=rule_name(A) is not None)
     if rule_name(A) == "linear":
         return _linear_critical(d, b64, scale)
     bn = cast_bids(b64, d, strict=True)

@@ -24,7 +24,7 @@ from .aggregation import RuleLike, bid_path, get_rule, others_linear_aggregate, 
 from .arrays import ArrayLike, as_array, is_torch, to_float64
 from .monotonicity import NotMonotoneError
 from .preferences import token_excess
-from .validation import as_bids, as_distributions, check_agent, dists_and_scaled_bids, order_atol
+from .validation import as_bids, as_distributions, check_agent, dists_and_bids, dists_and_scaled_bids, order_atol
 
 __all__ = [
     "ClockDraw",
@@ -234,10 +234,10 @@ def stable_sample(
     ``u``, ``v`` scalars or arrays of the same shape.
     """
     A = get_rule(rule)
-    d, b, scale = dists_and_scaled_bids(dists, bids)
+    d, b, scale = dists_and_scaled_bids(dists, bids) if rule_name(A) is not None else (*dists_and_bids(dists, bids), 1.0)
     if d.ndim != 2:
         raise ValueError(f"stable_sample takes one step dists (n, V), got shape {tuple(d.shape)}")
-    dn, bn, scale = to_float64(d), to_float64(b), float(scale.reshape(()))
+    dn, bn, scale = to_float64(d), to_float64(b), float(np.reshape(scale, ()))
     agent = check_agent(agent, dn.shape[0])
     atol = order_atol(dn) if atol is None else atol
     uu, vv = _uniform(u, "u"), _uniform(v, "v")
@@ -302,14 +302,15 @@ def stable_step(dists: ArrayLike, bids: ArrayLike, agent: int, rule: RuleLike = 
     raises :class:`~.monotonicity.NotMonotoneError` when not monotone).  With no other
     positive bid the token is drawn from ``q`` and nothing is paid.
     """
+    A = get_rule(rule)
+    if rule_name(A) != "linear":
+        u, v = uniforms(rng, 2)
+        return stable_sample(dists, bids, agent, A, u, v)
     d, b, scale = dists_and_scaled_bids(dists, bids)
     if d.ndim != 2:
         raise ValueError(f"stable_step takes one step dists (n, V), got shape {tuple(d.shape)}")
     agent = check_agent(agent, d.shape[0])
     u, v = uniforms(rng, 2)
-    A = get_rule(rule)
-    if rule_name(A) != "linear":
-        return stable_sample(d, to_float64(b) * float(scale.reshape(())), agent, A, u, v)
     dn, bn, scale = to_float64(d), to_float64(b), float(scale.reshape(()))
     bi = float(bn[agent])
     B = float(np.delete(bn, agent).sum())

@@ -295,7 +295,7 @@ def progress(iterable: Any = None, **kwargs: Any) -> Any:
 _WATERMARK_PACKAGES = ("numpy", "scipy", "pandas", "torch", "transformers", "matplotlib", "seaborn")
 
 
-def watermark(*, seed: int | None = None, model: Any = None) -> str:
+def watermark(*, seed: int | None = None, model: Any = None) -> None:
     """One line of versions of the key packages (from the lock), the Python minor version, and
     the model and seed the notebook ran with; printed by the closing cell of every notebook."""
     import platform
@@ -317,6 +317,4 @@ def watermark(*, seed: int | None = None, model: Any = None) -> str:
                      + (f" ({str(model.dtype).replace('torch.', '')} on {model.device.type})" if hasattr(model, "device") else ""))
     if seed is not None:
         extra.append(f"seed {seed}")
-    text = line + ("\n" + " | ".join(extra) if extra else "")
-    print(text)
-    return text
+    print(line + ("\n" + " | ".join(extra) if extra else ""))

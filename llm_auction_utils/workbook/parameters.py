@@ -69,17 +69,19 @@ def number_list(
     value: Any,
     *,
     min_len: int = 1,
+    length: int | None = None,
     low: float | None = None,
     high: float | None = None,
     low_open: bool = False,
     increasing: bool = False,
 ) -> list[float]:
-    """A list (or tuple) of at least ``min_len`` finite numbers in the range, strictly increasing if asked."""
-    what = (f"a list of at least {min_len} {'strictly increasing ' if increasing else ''}finite numbers"
+    """A list (or tuple) of finite numbers in the range: at least ``min_len`` of them (exactly
+    ``length`` when given), strictly increasing if asked."""
+    count = f"exactly {length}" if length is not None else f"at least {min_len}"
+    what = (f"a list of {count} {'strictly increasing ' if increasing else ''}finite numbers"
             f"{_range_text(low, high, low_open)}")
-    ok = isinstance(value, (list, tuple)) and len(value) >= min_len and all(
-        _is_number(x) and _in_range(float(x), low, high, low_open) for x in value
-    )
+    ok = isinstance(value, (list, tuple)) and (len(value) == length if length is not None else len(value) >= min_len)
+    ok = ok and all(_is_number(x) and _in_range(float(x), low, high, low_open) for x in value)
     if ok and increasing:
         ok = all(a < b for a, b in zip(value, value[1:]))
     if not ok:
