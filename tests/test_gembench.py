@@ -1,9 +1,6 @@
-"""Tests of gembench_data (draft).  No network: fixtures are small JSON files in tmp_path
-that mimic the real schema; one test uses the installed ``gembench`` and skips without it.
-
-In the repository: gembench_data.py -> llm_auction_utils/gembench.py,
-query_categories.yaml -> data/gembench/query_categories.yaml.
-"""
+"""Tests of :mod:`llm_auction_utils.llm.gembench` (notebook 09's data).  No network: fixtures
+are small JSON files in tmp_path that mimic the real schema; one test uses the installed
+``gembench`` distribution and skips without it."""
 
 from __future__ import annotations
 
@@ -13,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import gembench_data as gd
+from llm_auction_utils.llm import gembench as gd
+from llm_auction_utils.llm.scenarios import scenario_from_dict
 
-MAPPING_FILE = Path(__file__).with_name("query_categories.yaml")
+MAPPING_FILE = gd.default_mapping_path()
 
 QUERIES = [
     "Where to eat in  New York?\n",          # 0
@@ -264,45 +262,35 @@ def test_load_study_verifies_the_hand_checked_files(tmp_path):
 
 def test_reference_prompt_is_brand_free_few_shot():
     text = gd.reference_prompt("Where to eat\nin NYC? ")
-    assert text.endswith("\n\nQuestion: Where to eat in NYC?\nAnswer:\n")
+    assert text.startswith(gd.examples_block())
+    assert text.endswith("\n\nQuery: Where to eat in NYC?\nAnswer:\n")
     assert "Answer:\nTrail mix" in text
-    assert text.count("Question:") == 3 and "Ad for" not in text
+    assert text.count("Query:") == len(gd.STUDY_EXAMPLES) + 1
+    with pytest.raises(ValueError, match="query must be non-empty"):
+        gd.reference_prompt(" \n ")
 
 
-def test_query_ad_prompt_layout():
-    text = gd.query_ad_prompt("hawaii trip", "Hilton", "a hotel chain")
-    assert text.startswith("Search: hiking shoes\nAd for Trail Runner Shoes, running shoes for hikers:\n")
-    assert text.endswith("\n\nSearch: hawaii trip\nAd for Hilton, a hotel chain:\n")
+def test_advertiser_prompt_layout():
+    text = gd.study_advertiser_prompt("hawaii  trip", "Hilton", "a hotel chain")
+    assert text.startswith("Query: Which shoes are good for hiking?\nAd for Trail Runner Shoes, running shoes for hikers:\n")
+    assert text.endswith("\n\nQuery: hawaii trip\nAd for Hilton, a hotel chain:\n")
+    # every agent shares the few-shot block: one prefix for the whole auction
+    assert text[: len(gd.examples_block())] == gd.reference_prompt("x")[: len(gd.examples_block())]
+    with pytest.raises(TypeError, match="AdExample .with a query. or AnswerExample"):
+        gd.examples_block([gd.AdExample("A", "b", "c")])
 
 
-def test_scenario_dict_fields(data):
+def test_study_scenario_fields(data):
     queries, products, mapping = data
     item = gd.select_study_items(queries, products, mapping, ids=[1])[0]
-    d = gd.scenario_dict(item, bids=[2, 1], platform="reference")
-    assert d["name"] == "gembench-q001" and d["query"] == "Plan a 3-day trip to Hawaii"
-    assert d["advertisers"] == [{"name": "Hilton", "bid": 2.0, "brief": "a hotel chain"},
-                                {"name": "Airbnb", "bid": 1.0, "brief": "which offers homes to rent"}]
-    assert d["platform"]["prompt"].endswith("Question: Plan a 3-day trip to Hawaii\nAnswer:\n")
-    q = gd.scenario_dict(item, style="query", platform="ads")
-    assert "prompt" in q["advertisers"][0] and q["platform"] == {"name": "Platform", "bid": 1.0}
+    sc = gd.study_scenario(item, bids=[2, 1], reference_bid=0.5)
+    assert sc.names == ["Hilton", "Airbnb", gd.REFERENCE_NAME]
+    assert list(sc.bids) == [2.0, 1.0, 0.5]
+    assert sc.prompts[0].endswith("Query: Plan a 3-day trip to Hawaii\nAd for Hilton, a hotel chain:\n")
+    assert sc.prompts[1].endswith("Ad for Airbnb, which offers homes to rent:\n")
+    assert sc.prompts[2] == gd.reference_prompt(item.query)
     with pytest.raises(ValueError, match="3 bids for 2 advertisers"):
-        gd.scenario_dict(item, bids=[1, 1, 1])
-
-
-def test_scenario_dict_is_accepted_by_the_project(data):
-    try:  # the package is being reorganised: llm_auction_utils.llm.scenarios, formerly .scenarios
-        from llm_auction_utils.llm import scenarios
-    except ImportError:
-        scenarios = pytest.importorskip("llm_auction_utils.scenarios")
-    queries, products, mapping = data
-    item = gd.select_study_items(queries, products, mapping, ids=[0])[0]
-    for style in ("brief", "query"):
-        for platform in (None, "ads", "reference"):
-            sc = scenarios.scenario_from_dict(gd.scenario_dict(item, style=style, platform=platform))
-            assert sc.names[:2] == ["OpenTable", "Yelp"]
-    sc = scenarios.scenario_from_dict(gd.scenario_dict(item))
-    assert sc.prompts[0].endswith("Ad for OpenTable, a web-based reservation service:\n")
-    assert sc.prompts[0] == scenarios.advertiser_prompt("OpenTable", "a web-based reservation service")
+        gd.study_scenario(item, bids=[1, 1, 1])
 
 
 # --------------------------------------------------------------------------- the real package
