@@ -156,6 +156,16 @@ def _kl_from_logs(logq: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
     return torch.where(q > 0, q * (logq - logp), torch.zeros_like(logp)).sum(-1)
 
 
+def _log_linear_fast(logprobs: torch.Tensor, bids: torch.Tensor) -> torch.Tensor:
+    """``log q`` of the log-linear rule, ``log_softmax(sum_i lambda_i log p_i)`` over the agents with
+    ``b_i > 0`` (one matrix product and one logsumexp; equal to
+    :func:`~llm_auction_utils.theory.aggregation.log_linear_logprobs` for finite ``logprobs``)."""
+    pos = bids > 0
+    lam = (bids[pos] / bids[pos].sum()).to(logprobs.dtype)
+    s = lam @ logprobs[pos]
+    return s - torch.logsumexp(s, dim=-1)
+
+
 def kl_preference_closed_form(logprobs: torch.Tensor, bids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """KL-preference payments and allocations of the log-linear rule for one step, in closed form,
     and whether the coordinatewise order already fails at the ends of each agent's bid path.
@@ -171,7 +181,7 @@ def kl_preference_closed_form(logprobs: torch.Tensor, bids: torch.Tensor) -> tup
     """
     lp = logprobs.double()
     b = torch.as_tensor(bids, dtype=torch.float64, device=lp.device)
-    log_qb = log_linear_logprobs(lp, b)
+    log_qb = _log_linear_fast(lp, b)
     kl_b = _kl_from_logs(log_qb, lp)
     z, x = torch.zeros_like(b), torch.zeros_like(b)
     flagged = torch.zeros(len(b), dtype=torch.bool)
@@ -180,7 +190,7 @@ def kl_preference_closed_form(logprobs: torch.Tensor, bids: torch.Tensor) -> tup
         b0[i] = 0.0
         if float(b[i]) == 0 or float(b0.sum()) == 0:
             continue
-        log_q0 = log_linear_logprobs(lp, b0)
+        log_q0 = _log_linear_fast(lp, b0)
         kl_0 = _kl_from_logs(log_q0, lp)
         z[i] = float((b0 * (kl_b - kl_0)).sum())
         x[i] = float(kl_0[i] - kl_b[i])
@@ -472,17 +482,21 @@ def _base(result: StudyResult, q: int, mechanism: str, p: int, seed: int) -> dic
 
 def _auction_row(result: StudyResult, q: int, kind: str, p: int, seed: int) -> dict[str, Any]:
     """A token-auction row: linear (the engine's critical-bid payments) or log-linear (the recorder's
-    KL-preference payments; ``flagged``: advertiser-steps where the critical-bid payment is undefined)."""
+    KL-preference payments and, as ``alloc_<k>``, their allocations summed over the tokens, in nats;
+    ``flagged``: advertiser-steps where the critical-bid payment is undefined)."""
     _, tr, rec = result.find(q, kind, seed, profile=p)
     k, bids = result.design.k, result.design.profiles[p]
     if kind == "linear":
         pays, flagged = tr.totals["expected_payment"].to_numpy()[:k], int(tr.totals["non_monotone_steps"].to_numpy()[:k].sum())
+        alloc = np.full(k, np.nan)
     else:
         pays, flagged = rec.stacked("kl_payment").sum(axis=0)[:k], int(rec.stacked("flagged")[:, :k].sum())
+        alloc = rec.stacked("kl_allocation").sum(axis=0)[:k]
     ms = 1000 * (float(np.sum(tr.timings["aggregation_payments"])) + rec.seconds)
     return {**_base(result, q, kind, p, seed), "text": tr.text,
             **_text_metrics(rec.stacked("logprob"), rec.stacked("kl_ref"), tr.text, tr.agents[:k], bids[:k]),
             **{f"pay_{i + 1}": float(pays[i]) for i in range(k)}, "revenue": float(pays.sum()),
+            **{f"alloc_{i + 1}": float(alloc[i]) for i in range(k)},
             "payment rule": PAYMENT_RULES[kind], "flagged": flagged, "ms": ms}
 
 
