@@ -17,6 +17,12 @@ _EXPORTS = {
     "DEFAULT_MODEL": "models", "LoadedModel": "models", "ModelLoadError": "models", "load_model": "models",
     "Scenario": "scenarios", "ScenarioError": "scenarios", "load_scenario": "scenarios",
     "StepInfo": "transcript", "Transcript": "transcript",
+    "GEMBENCH_VERSION": "gembench", "REFERENCE_NAME": "gembench", "load_study": "gembench",
+    "study_scenario": "gembench",
+    "MECHANISMS": "mechanisms", "PAYMENT_RULES": "mechanisms", "StudyDesign": "mechanisms",
+    "bootstrap_summary": "mechanisms", "highest_bid_check": "mechanisms", "kl_payment_check": "mechanisms",
+    "rag_allocation": "mechanisms", "rag_closed_form": "mechanisms", "rag_payments": "mechanisms",
+    "run_study": "mechanisms", "score_tokens": "mechanisms", "study_table": "mechanisms",
 }
 
 
