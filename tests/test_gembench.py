@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from llm_auction_utils.llm import gembench as gd
-from llm_auction_utils.llm.scenarios import scenario_from_dict
 
 MAPPING_FILE = gd.default_mapping_path()
 

@@ -48,13 +48,13 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..theory.aggregation import highest_bid, log_linear_logprobs
+from ..theory.aggregation import highest_bid
 from ..theory.divergences import tv_distance
 from ..theory.payments import linear_myerson_payment, myerson_payment
 from ..theory.preferences import token_excess
