@@ -28,6 +28,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -154,6 +155,9 @@ def test(args: list[str]) -> int:
     env["HF_HUB_OFFLINE"] = "1"
     env["TRANSFORMERS_OFFLINE"] = "1"
     env.setdefault("HYPOTHESIS_PROFILE", "ci")
+    # nbval re-executes the notebooks: their figures go to a scratch folder, never over the committed figures/
+    scratch = tempfile.mkdtemp(prefix="workbook-test-figures-")
+    env["LLM_AUCTION_FIGURES_DIR"] = scratch
     notebooks = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
     nbval = ["--nbval", "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE.relative_to(ROOT)),
              "-p", "no:cacheprovider"]
@@ -168,6 +172,7 @@ def test(args: list[str]) -> int:
                                 env={**env, **OTHER_CPU})
         _say(f"second pass finished in {time.perf_counter() - second:.0f} s (exit {code2})")
         code = code or code2
+    shutil.rmtree(scratch, ignore_errors=True)
     _say(f"tests finished in {time.perf_counter() - started:.0f} s (exit {code})")
     return code
 

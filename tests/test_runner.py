@@ -159,9 +159,12 @@ def test_find_notebooks_orders_by_number(tmp_path: Path) -> None:
         runner.find_notebooks(("9",), tmp_path)
 
 
+_ENV_AT_IMPORT = {name: os.environ.get(name) for name in ("LLM_AUCTION_FIGURE_LOG", "LLM_AUCTION_FIGURES_DIR")}
+
+
 def test_no_env_leak() -> None:
-    assert os.environ.get("LLM_AUCTION_FIGURE_LOG") is None
-    assert os.environ.get("LLM_AUCTION_FIGURES_DIR") is None
+    """The runner restores the variables it sets (the test command itself sets LLM_AUCTION_FIGURES_DIR)."""
+    assert {name: os.environ.get(name) for name in _ENV_AT_IMPORT} == _ENV_AT_IMPORT
 
 
 def test_batch_runs_grid_and_collects_csv(workbook: Path, tmp_path: Path) -> None:
