@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             if dev.type == "cuda":  # a separate profiled run: profiling synchronizes the device
                 _, _, tr = time_auction(lm, prompts, bids, args.tokens, args.seed + r, profile=True)
             tm = tr.timings
-            fwd, ap, aux = tm["forward"], tm["aggregation_payments"][1:], tm["auction"][1:]
+            # decoding steps only (the first step's forward time is the prefill): one entry per step each
+            fwd, ap, aux = tm["forward"][1:], tm["aggregation_payments"][1:], tm["auction"][1:]
             shares_ap.append(float(np.median(ap / (fwd + aux))))
             shares_ov.append(float(np.median(aux / (fwd + aux))))
             with PeakMemory(dev) as m:

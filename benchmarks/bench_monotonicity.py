@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from llm_auction_utils import check_monotonicity, linear, log_linear
-from llm_auction_utils.payments import expected_critical_payments
+from llm_auction_utils.theory.payments import expected_critical_payments
 
 
 def _times(fn, repeats: int) -> np.ndarray:

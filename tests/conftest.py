@@ -1,9 +1,11 @@
 """Shared pytest fixtures.
 
-Model fixtures load the offline default model (Gemma 3 270M) once per test
+``default_model`` loads the offline default model (Gemma 3 270M) once per test
 session through :func:`llm_auction_utils.llm.models.load_model`; when its converted
-copy is not cached yet they prepare it first (about two minutes, once).  Tests
-that use them are marked ``@pytest.mark.model``; deselect with ``-m "not model"``.
+copy is not cached yet it prepares it first (about two minutes, once).  Tests
+that use it are marked ``@pytest.mark.model``; deselect with ``-m "not model"``.
+``tiny_model`` is a tiny random Gemma 3 built in code (seconds, no files): the
+engine's mechanics are tested on it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import os
 
 import pytest
-import torch
 from hypothesis import settings
 
 # The test command runs hypothesis derandomized (profile "ci"): the same examples on every
@@ -36,28 +37,17 @@ def default_model():
 
 
 @pytest.fixture(scope="session")
-def tiny_model(default_model):
-    """A tiny randomly initialised Gemma 3 sharing the default model's tokenizer and vocabulary
-    (a second, cheap 'model' for multi-model agents)."""
-    from transformers import Gemma3TextConfig, Gemma3ForCausalLM
+def tiny_model():
+    """A tiny randomly initialised Gemma 3 built from a config (no download, vocabulary of about
+    700 byte-level BPE tokens): the engine's mechanics do not depend on what the model says."""
+    from llm_auction_utils.llm.models import TINY_MODEL, load_model
 
-    from llm_auction_utils.llm.models import LoadedModel
+    return load_model(TINY_MODEL, device="cpu")
 
-    torch.manual_seed(1234)
-    cfg = Gemma3TextConfig(
-        vocab_size=default_model.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        max_position_embeddings=512,
-        sliding_window=64,
-        bos_token_id=default_model.tokenizer.bos_token_id,
-        eos_token_id=default_model.tokenizer.eos_token_id,
-        pad_token_id=default_model.tokenizer.pad_token_id,
-    )
-    model = Gemma3ForCausalLM(cfg).to(default_model.device).eval().requires_grad_(False)
-    return LoadedModel(model=model, tokenizer=default_model.tokenizer, name="tiny-random-gemma3",
-                       device=default_model.device, dtype=torch.float32)
+
+@pytest.fixture(scope="session")
+def tiny_model_b():
+    """A second tiny model with other random weights and the same tokenizer (multi-model agents)."""
+    from llm_auction_utils.llm.models import tiny_random_model
+
+    return tiny_random_model(seed=1, device="cpu")

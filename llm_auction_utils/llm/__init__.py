@@ -11,10 +11,11 @@ from typing import Any
 
 _EXPORTS = {
     "AuctionSpec": "engine", "DecodingOptions": "engine", "run_auction": "engine", "run_auctions": "engine",
-    "run_scenario": "engine", "run_scenario_sweep": "engine",
+    "run_scenario": "engine", "run_scenario_sweep": "engine", "RowStats": "contexts",
     "BidPathRecorder": "influence", "DivergenceRecorder": "influence", "OthersTVRecorder": "influence",
     "token_influence": "influence", "top_k_buckets": "influence",
     "DEFAULT_MODEL": "models", "LoadedModel": "models", "ModelLoadError": "models", "load_model": "models",
+    "TINY_MODEL": "models", "tiny_random_model": "models",
     "Scenario": "scenarios", "ScenarioError": "scenarios", "load_scenario": "scenarios",
     "StepInfo": "transcript", "Transcript": "transcript",
     "GEMBENCH_VERSION": "gembench", "REFERENCE_NAME": "gembench", "load_study": "gembench",

@@ -23,22 +23,22 @@ Samplers: ``"standard"`` (seeded inverse-CDF draw), ``greedy=True`` (argmax), ``
 recorded) and ``"joint"`` (two agents, linear rule: one stable coupling that realizes both
 agents' critical-bid payments at once, notebooks/theory.md §4).
 
-:func:`run_auctions` runs many independent auctions together: one forward pass per step
-over the rows of all of them (each auction has its own prompts, bids, rule and decoding
-options, seed included).  The prompts' longest common token prefix (the few-shot
-examples) is prefilled once and its KV cache reused by every row; finished auctions leave
-the batch; ``max_rows`` bounds the rows per pass (auctions are run in chunks).
+:func:`run_auctions` runs many independent auctions together (each auction has its own
+prompts, bids, rule and decoding options, seed included) and computes each distinct context
+once: a model row is keyed by (model, prompt, generated tokens), identical prompts are
+prefilled once, the prompts' longest common token prefix (the few-shot examples) once for the
+whole sweep, each step runs one forward pass over the distinct live contexts only, and a row
+forks when auctions that shared it choose different tokens (:mod:`.contexts`).  Finished
+auctions leave the batch; ``max_rows`` bounds the rows per pass (auctions are run in chunks).
 :func:`run_auction` is one auction.
 
 The layout of the code: :class:`DecodingOptions` and :class:`AuctionSpec` (validated once,
-frozen), :class:`_ModelRows` (the batched model with its cache), :func:`run_auctions` (the
-loop) and :mod:`.transcript` (the result).
+frozen), :mod:`.contexts` (the model rows, one per distinct context, with their KV cache),
+:func:`run_auctions` (the loop) and :mod:`.transcript` (the result).
 """
 
 from __future__ import annotations
 
-import copy
-import inspect
 import math
 import secrets
 import time
@@ -54,6 +54,7 @@ from ..theory.monotonicity import NotMonotoneError
 from ..theory.payments import expected_critical_payments, kl_preference_payments
 from ..theory.sampling import joint_stable_step, sample_token, stable_step
 from ..theory.validation import check_bid
+from .contexts import AgentRow, ChunkContexts, ModelRows, RowStats
 from .models import DEFAULT_MODEL, LoadedModel, check_shared_tokenizer, load_model
 from .scenarios import Scenario, load_scenario
 from .transcript import StepInfo, StepRecord, Transcript, TranscriptBuilder
@@ -328,86 +329,6 @@ def _as_spec(auction: AuctionSpec | Mapping[str, Any], k: int) -> AuctionSpec:
         raise ValueError(f"auction {k}: {exc}") from None
 
 
-# --------------------------------------------------------------------------- the batched model
-
-
-class _ModelRows:
-    """The rows of one model: shared-prefix KV cache, left-padded suffixes, one forward per step.
-
-    Row layout: ``[shared prefix][padding][suffix of the row's prompt][generated tokens]``; the
-    padding is masked and position ids count real tokens only, so every row sees exactly its
-    own prompt.  The prefix (the longest common token prefix of the rows' prompts, at most
-    all but one token of the shortest) is prefilled once for the whole sweep.
-    """
-
-    def __init__(self, lm: LoadedModel, prompt_ids: list[list[int]], share_prefix: bool):
-        self.lm = lm
-        params = inspect.signature(lm.model.forward).parameters
-        self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        self._keep_kw = "logits_to_keep" if "logits_to_keep" in params else None
-        self.prompt_ids = prompt_ids
-        self.prefix_len = _common_prefix_len(prompt_ids) if share_prefix else 0
-        self.prefix_cache: Any = None
-        if self.prefix_len > 0:
-            ids = torch.tensor([prompt_ids[0][: self.prefix_len]], device=lm.device)
-            self._forward(input_ids=ids)
-            self.prefix_cache = self.cache
-        self.cache: Any = None
-
-    def _forward(self, **kw: Any) -> torch.Tensor:
-        if self._keep_kw is not None:
-            kw[self._keep_kw] = 1
-        out = self.lm.model(use_cache=True, **kw)
-        self.cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-        return out.logits[:, -1, :]
-
-    def start(self, rows: list[int]) -> torch.Tensor:
-        """Prefill the suffixes of ``rows``; returns their next-token logits ``(R, V)``."""
-        dev, Lp = self.lm.device, self.prefix_len
-        suffixes = [self.prompt_ids[r][Lp:] for r in rows]
-        Ls = max(len(s) for s in suffixes)
-        pad = self.lm.tokenizer.pad_token_id
-        input_ids = torch.full((len(rows), Ls), pad, dtype=torch.long)
-        suffix_mask = torch.zeros((len(rows), Ls), dtype=torch.long)
-        for k, ids in enumerate(suffixes):
-            input_ids[k, Ls - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            suffix_mask[k, Ls - len(ids):] = 1
-        self.mask = torch.cat([torch.ones((len(rows), Lp), dtype=torch.long), suffix_mask], dim=1).to(dev)
-        pos = (Lp + suffix_mask.cumsum(-1) - 1).masked_fill(suffix_mask == 0, 0).to(dev)
-        kw: dict[str, Any] = {}
-        if Lp > 0:
-            cache = copy.deepcopy(self.prefix_cache)
-            cache.batch_repeat_interleave(len(rows))
-            kw[self._cache_kw] = cache
-        logits = self._forward(input_ids=input_ids.to(dev), attention_mask=self.mask, position_ids=pos, **kw)
-        self.next_pos = pos[:, -1:] + 1
-        return logits
-
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Feed one token per row (``(R,)`` long); returns the next logits ``(R, V)``."""
-        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
-        logits = self._forward(input_ids=tokens.view(-1, 1), attention_mask=self.mask, position_ids=self.next_pos,
-                               **{self._cache_kw: self.cache})
-        self.next_pos = self.next_pos + 1
-        return logits
-
-    def keep(self, local_rows: torch.Tensor) -> None:
-        """Drop every row but ``local_rows`` (indices into the current rows) from the batch."""
-        self.cache.batch_select_indices(local_rows)
-        self.mask = self.mask[local_rows]
-        self.next_pos = self.next_pos[local_rows]
-
-
-def _common_prefix_len(prompt_ids: list[list[int]]) -> int:
-    """Length of the longest common prefix of the token lists, leaving every list >= 1 token of suffix."""
-    first = prompt_ids[0]
-    limit = min(len(ids) for ids in prompt_ids) - 1
-    k = 0
-    while k < limit and all(ids[k] == first[k] for ids in prompt_ids):
-        k += 1
-    return k
-
-
 def _resolve_models(model: ModelLike | Sequence[ModelLike], n: int) -> list[LoadedModel]:
     """One :class:`LoadedModel` per agent (a single model for all, or one per agent sharing a tokenizer)."""
     def one(m: ModelLike) -> LoadedModel:
@@ -572,8 +493,14 @@ def run_auctions(
     on_step: Callable[[StepInfo], None] | None = None,
     profile: bool = False,
     progress: bool = False,
+    stats: RowStats | None = None,
 ) -> list[Transcript]:
     """Run many independent auctions together and return one :class:`Transcript` each, in order.
+
+    Each distinct context is computed once (:mod:`.contexts`): a model row is keyed by (model,
+    prompt, generated tokens), identical prompts are prefilled once, every step runs only the
+    distinct live contexts through the model, and a row forks when auctions that shared it choose
+    different tokens.
 
     Args:
         auctions: :class:`AuctionSpec` objects, or dicts of :meth:`AuctionSpec.create`'s
@@ -582,13 +509,16 @@ def run_auctions(
             pass; an error names the auction at fault (``"auction 3: all bids are zero"``).
         model: one model (a :class:`~.models.LoadedModel` or a name) for every agent, or one
             per agent (then every auction has that many agents; the models share a tokenizer).
-        max_rows: at most this many agent rows per forward pass (auctions are run in chunks,
-            the shared prefix's cache reused); default 64 on the CPU, 512 on a GPU.
+        max_rows: at most this many model rows per forward pass: auctions are run in chunks whose
+            agents number at most ``max_rows`` (the most distinct contexts a chunk can reach);
+            default 64 on the CPU, 512 on a GPU.
         share_prefix: prefill the prompts' longest common token prefix once.
         on_step: callback receiving a :class:`StepInfo` (with its ``auction`` index) after every
             auction's every step.
         profile: record per-step timings (synchronizing the device).
         progress: show a progress bar over decoding steps.
+        stats: a :class:`~.contexts.RowStats` to fill with the rows computed (distinct contexts)
+            and the rows a loop without sharing would compute.
 
     Each auction's transcript equals what :func:`run_auction` returns for the same inputs
     (greedy: the same tokens; sampled with the same seed: the same tokens on the same
@@ -599,25 +529,27 @@ def run_auctions(
     if len(auctions) == 0:
         raise ValueError("no auctions: the list of auctions is empty")
     specs = [_as_spec(a, k) for k, a in enumerate(auctions)]
+    if stats is not None and not isinstance(stats, RowStats):
+        raise TypeError(f"stats must be a RowStats or None, got {type(stats).__name__}")
     per_agent = not isinstance(model, (LoadedModel, str))
     if per_agent:
         ns = {len(s.names) for s in specs}
         if len(ns) != 1:
             raise ValueError("one model per agent needs every auction to have the same number of agents")
-    models = _resolve_models(model, len(specs[0].names) if per_agent else 1)
     if max_rows is not None:
         max_rows = _positive_int(max_rows, "max_rows")
+    models = _resolve_models(model, len(specs[0].names) if per_agent else 1)
     max_rows = max_rows or _default_max_rows(models[0].device)
+    stats = stats if stats is not None else RowStats()
     results: list[Transcript | None] = [None] * len(specs)
     tokenizer = models[0].tokenizer
-    prompt_ids = [[tokenizer(p, add_special_tokens=True)["input_ids"] for p in s.prompts] for s in specs]
     row_models = [[models[i] if per_agent else models[0] for i in range(len(s.names))] for s in specs]
-    groups = _model_groups(row_models, prompt_ids, share_prefix)
+    groups = _model_groups(row_models, specs, share_prefix)
     bar = tqdm(total=sum(s.options.max_new_tokens for s in specs), desc="auction tokens", unit="tok",
                disable=not progress, leave=False)
     with torch.inference_mode():
         for chunk in _chunks(specs, max_rows):
-            for state in _decode_chunk(chunk, specs, groups, row_models, on_step, profile, bar):
+            for state in _decode_chunk(chunk, specs, groups, row_models, on_step, profile, bar, stats):
                 results[state.index] = state.builder.build(tokenizer, state.stop_reason or "max_new_tokens",
                                                            profile=profile)
     bar.close()
@@ -626,31 +558,63 @@ def run_auctions(
 
 @dataclass
 class _Group:
-    """One model's rows over the whole sweep: the global row ids ``(auction, agent)`` and the batch."""
+    """One model's agent rows over the whole sweep: each ``(auction, agent)``'s distinct prompt, and the rows."""
 
-    rows: list[tuple[int, int]]
-    batch: _ModelRows
+    agents: dict[AgentRow, int]
+    rows: ModelRows
+
+    def open(self, chunk: set[int], stats: RowStats) -> ChunkContexts:
+        """Prefill the distinct prompts of the auctions ``chunk``."""
+        return ChunkContexts(self.rows, {a: p for a, p in self.agents.items() if a[0] in chunk}, stats)
 
 
-def _model_groups(row_models: list[list[LoadedModel]], prompt_ids: list[list[list[int]]],
-                  share_prefix: bool) -> list[_Group]:
-    """Group every agent row of the sweep by model; each group prefills its shared prefix once."""
-    by_model: dict[int, list[tuple[int, int]]] = {}
-    lms: dict[int, LoadedModel] = {}
+def _model_groups(row_models: list[list[LoadedModel]], specs: list[AuctionSpec], share_prefix: bool) -> list[_Group]:
+    """Group every agent row of the sweep by model, each with its distinct prompts (tokenized once)."""
+    by_model: dict[int, tuple[LoadedModel, dict[AgentRow, int], dict[str, int]]] = {}
     for k, ms in enumerate(row_models):
         for i, m in enumerate(ms):
-            by_model.setdefault(id(m), []).append((k, i))
-            lms[id(m)] = m
+            _, agents, prompts = by_model.setdefault(id(m), (m, {}, {}))
+            agents[(k, i)] = prompts.setdefault(specs[k].prompts[i], len(prompts))
     groups = []
-    for key, rows in by_model.items():
-        ids = [prompt_ids[k][i] for k, i in rows]
-        groups.append(_Group(rows=rows, batch=_ModelRows(lms[key], ids, share_prefix)))
+    for lm, agents, prompts in by_model.values():
+        ids = [lm.tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+        groups.append(_Group(agents=agents, rows=ModelRows(lm, ids, share_prefix)))
     return groups
+
+
+def _agent_distributions(live: dict[int, "_AuctionState"], contexts: list[ChunkContexts],
+                         owner: dict[AgentRow, int]) -> tuple[torch.Tensor, torch.Tensor, dict[int, int]]:
+    """``(log p, p)`` of every live agent row, auction-major, and each auction's first row.
+
+    Each distinct (model row, temperature) is normalized once; agents that share a context read
+    the same row."""
+    keys: dict[tuple[int, int, float], int] = {}
+    pick: list[int] = []
+    first: dict[int, int] = {}
+    for k, st in live.items():
+        first[k] = len(pick)
+        temperature = st.spec.options.temperature
+        for i in range(st.n):
+            g = owner[(k, i)]
+            pick.append(keys.setdefault((g, contexts[g].row_of[(k, i)], temperature), len(keys)))
+    order = sorted(keys, key=keys.__getitem__)
+    device = contexts[order[0][0]].logits.device
+    if len(contexts) == 1:
+        rows = torch.tensor([r for _, r, _ in order], dtype=torch.long, device=device)
+        logits = contexts[0].logits.index_select(0, rows)
+    else:
+        logits = torch.stack([contexts[g].logits[r].float() for g, r, _ in order])
+    temps = torch.tensor([t for _, _, t in order], device=device)[:, None]
+    logp, p = next_token_logprobs(logits, temps)
+    if pick != list(range(len(order))):
+        idx = torch.tensor(pick, dtype=torch.long, device=device)
+        logp, p = logp.index_select(0, idx), p.index_select(0, idx)
+    return logp, p, first
 
 
 def _decode_chunk(chunk: list[int], specs: list[AuctionSpec], groups: list[_Group],
                   row_models: list[list[LoadedModel]], on_step: Callable[[StepInfo], None] | None,
-                  profile: bool, bar: Any) -> list[_AuctionState]:
+                  profile: bool, bar: Any, stats: RowStats) -> list[_AuctionState]:
     """Decode the auctions ``chunk`` (indices into ``specs``) together until all have stopped."""
     device = row_models[chunk[0]][0].device
     sync = (lambda: torch.cuda.synchronize(device)) if (profile and device.type == "cuda") else (lambda: None)
@@ -658,50 +622,26 @@ def _decode_chunk(chunk: list[int], specs: list[AuctionSpec], groups: list[_Grou
     eos: set[int] = set().union(*(m.eos_token_ids for k in chunk for m in row_models[k]))
     tokenizer = row_models[chunk[0]][0].tokenizer
     live = {k: st for k, st in zip(chunk, states)}
-    # rows of this chunk per group, as (auction, agent) in global order, and each group's current logits
-    active = [[(k, i) for (k, i) in g.rows if k in live] for g in groups]
     t0 = time.perf_counter()
-    logits = [g.batch.start([g.rows.index(r) for r in rows]) if rows else None for g, rows in zip(groups, active)]
-    step = 0
+    contexts = [g.open(set(chunk), stats) for g in groups]
+    owner = {a: g for g, c in enumerate(contexts) for a in c.row_of}
     while live:
         sync()
         timing = {"forward": time.perf_counter() - t0}
-        order = [(k, i) for k in live for i in range(live[k].n)]  # auction-major
-        index = {r: j for j, r in enumerate(order)}
-        if len(groups) == 1:  # one model: its rows are already in auction-major order
-            all_logits = logits[0]
-        else:
-            V = next(lg for lg in logits if lg is not None).shape[-1]
-            all_logits = torch.empty((len(order), V), dtype=torch.float32, device=device)
-            for rows, lg in zip(active, logits):
-                if rows:
-                    all_logits[torch.tensor([index[r] for r in rows], device=device)] = lg.float()
-        temps = torch.tensor([live[k].spec.options.temperature for k, _ in order], device=device)[:, None]
-        logp, p = next_token_logprobs(all_logits, temps)
+        logp, p, first = _agent_distributions(live, contexts, owner)
         tokens: dict[int, int] = {}
         for k, st in live.items():
-            a = index[(k, 0)]
-            tok = _auction_step(st, p[a: a + st.n], logp[a: a + st.n], len(st.generated), on_step, timing)
-            st.generated.append(tok)
-            tokens[k] = tok
+            a = first[k]
+            tokens[k] = _auction_step(st, p[a: a + st.n], logp[a: a + st.n], len(st.generated), on_step, timing)
+            st.generated.append(tokens[k])
             st.stop_reason = _finished(st, eos, tokenizer)
         bar.update(len(live))
-        done = [k for k, st in live.items() if st.stop_reason is not None]
-        for k in done:
-            del live[k]
+        live = {k: st for k, st in live.items() if st.stop_reason is None}
         if not live:
             break
         t0 = time.perf_counter()
-        for j, (g, rows) in enumerate(zip(groups, active)):
-            if not rows:
-                continue
-            keep = [r for r in rows if r[0] in live]
-            if len(keep) < len(rows):
-                g.batch.keep(torch.tensor([rows.index(r) for r in keep], device=device))
-                active[j] = rows = keep
-            if rows:
-                logits[j] = g.batch.step(torch.tensor([tokens[k] for k, _ in rows], device=device))
-        step += 1
+        for c in contexts:
+            c.advance({k: tokens[k] for k in live})
     return states
 
 

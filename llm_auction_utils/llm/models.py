@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "LoadedModel",
     "ModelLoadError",
+    "TINY_MODEL",
     "TokenizerMismatchError",
     "cache_dir",
     "check_shared_tokenizer",
@@ -52,11 +53,15 @@ __all__ = [
     "prepare_default_model",
     "resolve_device",
     "resolve_dtype",
+    "tiny_random_model",
 ]
 
 #: Alias of the offline default model (Gemma 3 270M, de-quantized from Q4_K_M).
 DEFAULT_MODEL = "gemma-3-270m"
 _DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "default", "gemma3-270m"})
+#: Alias of a tiny, randomly initialised Gemma 3 built in code (no download): for fast tests of
+#: the engine's mechanics, which do not depend on what the model says (:func:`tiny_random_model`).
+TINY_MODEL = "tiny-random-gemma3"
 _CONVERTED_DIRNAME = "gemma-3-270m-q4_k_m-float32"
 _MARKER = "llm_auction_prepared.json"
 
@@ -266,6 +271,7 @@ def load_model(
 
     Args:
         model: ``"gemma-3-270m"`` (the offline default; prepared on first use),
+            ``"tiny-random-gemma3"`` (:func:`tiny_random_model`, for tests),
             a Hugging Face id, a local folder, or a local ``.gguf`` file.
         device: ``"auto"`` (``cuda`` if available, else ``cpu``), or any torch device.
         dtype: weights' dtype, ``"float32"`` (default), ``"bfloat16"``, ``"float16"``
@@ -287,6 +293,9 @@ def load_model(
     dt = resolve_dtype(dtype)
     key = (name, str(dev), dt)
     if key in _LOADED:
+        return _LOADED[key]
+    if name == TINY_MODEL:
+        _LOADED[key] = tiny_random_model(device=dev, dtype=dt)
         return _LOADED[key]
 
     source, gguf_file, local_only = _model_source(name, allow_download, verbose)
@@ -337,6 +346,57 @@ def _read_model(name: str, source: str, gguf_file: str | None, local_only: bool,
     if gguf_file is not None:
         hf_model.hf_quantizer = None
     return tokenizer, hf_model
+
+
+def _tiny_tokenizer(vocab_size: int) -> Any:
+    """A byte-level BPE tokenizer trained on the workbook's scenario prompts (deterministic; any
+    text encodes, no unknown token), with ``<pad>``, ``<bos>`` (prepended) and ``<eos>``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from .scenarios import list_scenarios, load_scenario
+
+    corpus = [p for name in list_scenarios() for p in load_scenario(name).prompts]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<pad>", "<bos>", "<eos>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>")
+    fast.padding_side = "left"
+    return fast
+
+
+def tiny_random_model(*, vocab_size: int = 1024, hidden_size: int = 64, layers: int = 2, seed: int = 0,
+                      device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32") -> LoadedModel:
+    """A tiny, randomly initialised Gemma 3 (the default model's architecture) built from a config.
+
+    No download and no weights on disk: for tests and benchmark smoke runs of the engine's
+    mechanics (batching, forking, caching, stops), which do not depend on what a model says.
+    The tokenizer is a byte-level BPE trained on the workbook's scenario prompts with at most
+    ``vocab_size`` tokens (about 700 on today's scenarios); the model's vocabulary is the
+    tokenizer's.  Weights are drawn with ``seed`` (with a large initializer range, so that
+    next-token distributions are peaked, as a trained model's are, rather than near uniform).
+    Layers alternate sliding-window and full attention, as Gemma 3's do.
+    """
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    dev, dt = resolve_device(device), resolve_dtype(dtype)
+    tokenizer = _tiny_tokenizer(vocab_size)
+    heads = 2
+    cfg = Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=1, head_dim=hidden_size // heads,
+        max_position_embeddings=4096, sliding_window=512, initializer_range=0.2,
+        layer_types=["sliding_attention" if k % 2 == 0 else "full_attention" for k in range(layers)],
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Gemma3ForCausalLM(cfg)
+    model.to(device=dev, dtype=dt).eval().requires_grad_(False)
+    return LoadedModel(model=model, tokenizer=tokenizer, name=TINY_MODEL, device=dev, dtype=dt, source="built in code")
 
 
 def check_shared_tokenizer(models: Sequence[LoadedModel]) -> None:

@@ -63,7 +63,10 @@ def like(x: ArrayLike, ref: Array) -> Array:
     if is_torch(ref):
         if is_torch(x):
             return x.to(device=ref.device, dtype=ref.dtype)
-        return torch.as_tensor(np.ascontiguousarray(x, dtype=np.float64), dtype=ref.dtype, device=ref.device)
+        a = np.ascontiguousarray(x, dtype=np.float64)
+        if not a.flags.writeable:  # torch warns on read-only arrays (e.g. a pandas column's values)
+            a = a.copy()
+        return torch.as_tensor(a, dtype=ref.dtype, device=ref.device)
     if is_torch(x):
         return x.detach().cpu().numpy().astype(np.float64)
     return np.asarray(x, dtype=np.float64)

@@ -200,7 +200,7 @@ def _rescale(z: Array, scale: np.ndarray, what: str) -> Array:
     """Payments computed with bids ``/ scale``, times ``scale`` (they are homogeneous of degree 1 in the
     bids); a clear error if the result does not fit the dtype."""
     if is_torch(z):
-        out = (z.double() * torch.as_tensor(scale, device=z.device)).to(z.dtype)
+        out = (z.double() * torch.as_tensor(np.array(scale), device=z.device)).to(z.dtype)
     else:
         out = z * scale
     if not bool(np.isfinite(to_float64(out)).all()):
