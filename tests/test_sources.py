@@ -105,6 +105,8 @@ def _documented_modules() -> dict[str, list[str]]:
     """Module -> where a ``python -m module`` command (or a ``[..., "-m", "module", ...]`` list) is given."""
     found: dict[str, list[str]] = {}
     for path in _tracked(".md", ".yml", ".yaml", ".toml", ".py", ".ipynb", ".cfg"):
+        if path == Path(__file__).resolve():  # this file's own examples are not documentation
+            continue
         texts = ([(w, t) for w, _, t in _notebook_texts(path)] if path.suffix == ".ipynb"
                  else [(path.relative_to(ROOT).as_posix(), path.read_text(encoding="utf-8"))])
         for where, text in texts:
