@@ -13,10 +13,16 @@ site works offline.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
+import pkgutil
+import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the API reference documents this checkout's package (autodoc imports it)
 
 # -- Project -----------------------------------------------------------------------------------
 project = "Token auctions for LLM-generated content"
@@ -30,7 +36,17 @@ extensions = [
     "sphinx_togglebutton",  # collapsed "Solution" admonitions (markdown solution cells)
     "sphinxcontrib.bibtex",  # references.md
     "sphinx-mathjax-offline",  # MathJax 3.2.2 copied into _build/html/_static/mathjax (no CDN)
+    "sphinx.ext.autodoc",  # api.md: the public names of the package's three layers, from their docstrings
+    "sphinx.ext.napoleon",  # the docstrings' Google-style "Args:" / "Returns:" sections
 ]
+
+# -- API reference (api.md) ---------------------------------------------------------------------
+autodoc_member_order = "bysource"
+autodoc_typehints = "none"  # the docstrings state shapes and types; string annotations stay out of the signatures
+autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_ivar = True  # "Attributes:" as fields of the class, not as entries that duplicate its members
 
 root_doc = "index"
 exclude_patterns = ["**.ipynb_checkpoints", "**/.*", "_build", "jupyter_execute"]
@@ -127,6 +143,79 @@ def _prepare_notebook(app, docname: str, source: list[str]) -> None:
         source[0] = json.dumps(nb)
 
 
+API_MARKER = re.compile(r"^<!-- api: ([\w.]+) -->$", re.M)
+ROLE = re.compile(r":(?:py:)?(?:func|class|mod|meth|attr|data|exc|obj):`~?([^`]+)`")
+DIRECTIVE = re.compile(r"^(\s*)\.\. [\w:-]+::", re.M)
+
+
+def _defining_module(module, name: str) -> str:
+    """The module whose source documents ``name`` (its attribute docstring): the data's own module, not
+    the package that re-exports it (autodoc would otherwise show the docstring of the value's type)."""
+    from sphinx.pycode import ModuleAnalyzer
+
+    candidates = [module.__name__]
+    if hasattr(module, "__path__"):
+        candidates += [f"{module.__name__}.{m.name}" for m in pkgutil.iter_modules(module.__path__)]
+    for modname in candidates:
+        try:
+            if ("", name) in ModuleAnalyzer.for_module(modname).find_attr_docs():
+                return modname
+        except Exception:  # noqa: BLE001 - a module without source: try the next one
+            continue
+    return module.__name__
+
+
+def api_directives(module_name: str) -> str:
+    """An ``eval-rst`` block that documents every name of ``module_name.__all__`` with autodoc (classes
+    with their documented members, functions, and data without their values), in alphabetical order."""
+    module = importlib.import_module(module_name)
+    lines = ["```{eval-rst}", f".. currentmodule:: {module_name}", ""]
+    for name in sorted(module.__all__, key=str.lower):
+        obj = getattr(module, name)
+        if inspect.isclass(obj):
+            lines += [f".. autoclass:: {name}", ""]
+        elif callable(obj):
+            lines += [f".. autofunction:: {name}", ""]
+        else:
+            lines += [f".. autodata:: {_defining_module(module, name)}.{name}", "   :no-value:", ""]
+    return "\n".join(lines + ["```", ""])
+
+
+def _api_page(app, docname: str, source: list[str]) -> None:
+    """``source-read`` hook: expand the ``<!-- api: module -->`` markers of api.md."""
+    if docname == "api":
+        source[0] = API_MARKER.sub(lambda m: api_directives(m.group(1)), source[0])
+
+
+def _valid_rst(lines: list[str]) -> bool:
+    """Whether docutils parses a docstring without warnings (Sphinx roles read as plain literals)."""
+    import io
+
+    from docutils import nodes
+    from docutils.core import publish_doctree
+
+    text = ROLE.sub(lambda m: f"``{m.group(1)}``", "\n".join(lines))
+    text = DIRECTIVE.sub(r"\1.. comment", text)  # Sphinx's own directives (napoleon's) need Sphinx to parse
+    try:
+        tree = publish_doctree(text, settings_overrides={"report_level": 5, "halt_level": 5,
+                                                         "warning_stream": io.StringIO()})
+    except Exception:  # noqa: BLE001 - anything docutils cannot parse is shown as written
+        return False
+    return not any(msg["level"] >= 2 for msg in tree.findall(nodes.system_message))
+
+
+def _docstring(app, what, name, obj, options, lines: list[str]) -> None:
+    """``autodoc-process-docstring`` hook: a docstring that is not valid reStructuredText (written as plain
+    text) is shown as it is written, in a literal block, instead of failing the warning-free build."""
+    if lines and not _valid_rst(lines):
+        from sphinx.util import logging
+
+        logging.getLogger(__name__).info(f"api.md: the docstring of {name} is shown as written (not reStructuredText)")
+        lines[:] = ["::", ""] + [f"    {line}" if line.strip() else "" for line in lines] + [""]
+
+
 def setup(app):
     app.connect("source-read", _prepare_notebook)
+    app.connect("source-read", _api_page)
+    app.connect("autodoc-process-docstring", _docstring)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -177,3 +177,15 @@ def test_large_vocabulary_is_vectorized():
         q = rule(d, b)
         assert q.shape == (V,) and torch.isfinite(q).all()
         assert abs(float(q.sum()) - 1.0) < 1e-4
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("rule", ["linear", "log_linear", "highest_bid"])
+def test_half_precision_inputs_are_computed_in_float32_and_returned_in_their_dtype(rule, dtype):
+    """``log_linear`` on bfloat16 used to raise "Got unsupported ScalarType BFloat16"."""
+    d32 = torch.tensor([[0.5, 0.25, 0.25], [0.125, 0.375, 0.5]])  # exact in both half formats
+    A = get_rule(rule)
+    q = A(d32.to(dtype), torch.tensor([1.0, 2.0]))
+    assert q.dtype == dtype and bool(torch.isfinite(q).all())
+    expected = A(d32, torch.tensor([1.0, 2.0]))
+    assert torch.allclose(q.float(), expected, atol=4e-3)

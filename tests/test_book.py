@@ -42,8 +42,11 @@ CHROMIUM_FLAGS = [
 INSTALL_HINT = "no Chromium found: install one with `apt-get install chromium` (or set LLM_AUCTION_CHROMIUM)"
 
 NOTEBOOKS = sorted(SOURCE.glob("[0-9][0-9]-*.ipynb"))
-PAGES = ["index.html", "theory.html", "references.html", *(f"{p.stem}.html" for p in NOTEBOOKS)]
-READING_ORDER = ["index.html", "theory.html", *(f"{p.stem}.html" for p in NOTEBOOKS), "references.html"]
+PAGES = ["index.html", "theory.html", "api.html", "references.html", *(f"{p.stem}.html" for p in NOTEBOOKS)]
+READING_ORDER = ["index.html", "theory.html", *(f"{p.stem}.html" for p in NOTEBOOKS), "api.html", "references.html"]
+API_MODULES = ["llm_auction_utils.theory", "llm_auction_utils.llm", "llm_auction_utils.workbook.notebook",
+               "llm_auction_utils.workbook.parameters", "llm_auction_utils.workbook.plotting",
+               "llm_auction_utils.workbook.runner", "llm_auction_utils.workbook.batch"]
 
 
 def _find_chromium() -> str | None:
@@ -53,7 +56,9 @@ def _find_chromium() -> str | None:
 
 
 def _sources() -> list[Path]:
-    return [*SOURCE.glob("*.ipynb"), *SOURCE.glob("*.md"), *SOURCE.glob("*.bib"), *CONF.glob("*.py")]
+    """What the site is built from: the pages, the configuration, and the package (api.md's docstrings)."""
+    return [*SOURCE.glob("*.ipynb"), *SOURCE.glob("*.md"), *SOURCE.glob("*.bib"), *CONF.glob("*.py"),
+            *(ROOT / "llm_auction_utils").rglob("*.py")]
 
 
 def _stale() -> bool:
@@ -192,6 +197,22 @@ def test_page_renders_offline_without_errors(page: Page, name: str) -> None:
                    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]
                    for out in cell.get("outputs", []))
         assert len(state["images"]) >= pngs, f"{name}: {pngs} PNG outputs, {len(state['images'])} images shown"
+
+
+def test_api_reference_lists_every_public_name(page: Page) -> None:
+    """api.html documents each name of the three layers' ``__all__`` (autodoc, from the docstrings)."""
+    import importlib
+
+    page.open("api.html")
+    documented = set(page.tab.evaluate("() => [...document.querySelectorAll('dt.sig[id]')].map(d => d.id)"))
+    missing = []
+    for module_name in API_MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            if not any(d == f"{module_name}.{name}" or d.endswith(f".{name}") for d in documented):
+                missing.append(f"{module_name}.{name}")
+    assert not missing, f"public names missing from the API reference: {missing}"
+    assert page.tab.locator("dt.sig").count() >= 100 and not page.errors and not page.offsite
 
 
 def test_math_is_typeset_by_local_mathjax(page: Page) -> None:

@@ -100,27 +100,27 @@ def test_argmin_with_support_and_zero_bids():
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 10_000), st.integers(2, 6), st.floats(0.05, 5.0))
-def test_rlhf_policy_identity(seed, v, beta):
+def test_rlhf_policy_identity(seed, v, kappa):
     rng = np.random.default_rng(seed)
     p_ref = rng.dirichlet(np.ones(v))
     rewards = rng.normal(size=(3, v))
     lam = rng.dirichlet(np.ones(3))
-    pol = rlhf_policy(p_ref, lam @ rewards, beta)
-    # closed form p_ref exp(r / beta) / Z
-    w = p_ref * np.exp((lam @ rewards) / beta)
+    pol = rlhf_policy(p_ref, lam @ rewards, kappa)
+    # closed form p_ref exp(r / kappa) / Z
+    w = p_ref * np.exp((lam @ rewards) / kappa)
     np.testing.assert_allclose(pol, w / w.sum(), rtol=1e-9)
     # agents p_i = RLHF policy of reward r_i: log-linear with shares lam = RLHF policy for sum_i lam_i r_i
-    agents = np.stack([rlhf_policy(p_ref, rewards[i], beta) for i in range(3)])
+    agents = np.stack([rlhf_policy(p_ref, rewards[i], kappa) for i in range(3)])
     np.testing.assert_allclose(log_linear(agents, lam), pol, rtol=1e-8, atol=1e-14)
-    # it maximizes E_q[r] - beta KL(q || p_ref): beats random distributions
-    obj = lambda q: q @ (lam @ rewards) - beta * kl_divergence(q, p_ref)  # noqa: E731
+    # it maximizes E_q[r] - kappa KL(q || p_ref): beats random distributions
+    obj = lambda q: q @ (lam @ rewards) - kappa * kl_divergence(q, p_ref)  # noqa: E731
     for q in rng.dirichlet(np.ones(v), size=20):
         assert obj(pol) >= obj(q) - 1e-12
 
 
 def test_rlhf_errors_and_zeros():
     assert rlhf_policy([0.0, 1.0], [5.0, 0.0], 1.0)[0] == 0.0
-    with pytest.raises(ValueError, match="beta must be positive"):
+    with pytest.raises(ValueError, match="kl_weight must be positive"):
         rlhf_policy([0.5, 0.5], [0.0, 1.0], 0.0)
     with pytest.raises(ValueError, match="reward contains NaN"):
         rlhf_policy([0.5, 0.5], [np.nan, 1.0], 1.0)

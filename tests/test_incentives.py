@@ -1,4 +1,5 @@
-"""Consistent aggregation and payment monotonicity (notebooks/theory.md §3)."""
+"""Consistent aggregation, payment monotonicity and their equivalence with monotone aggregation
+(notebooks/theory.md §3)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_auction_utils.theory.aggregation import linear, log_linear
+from llm_auction_utils.theory.aggregation import bid_path, highest_bid, linear, log_linear
 from llm_auction_utils.theory.incentives import (
+    RELATIONS,
     consistent_aggregation,
+    pair_relations,
+    payment_feasibility,
     payment_monotonicity,
     utility_curves,
     verify_incentive_equivalence,
 )
+from llm_auction_utils.theory.payments import expected_critical_payment
+from llm_auction_utils.theory.preferences import strictly_prefers
 from llm_auction_utils.theory.sampling import stable_sample_linear
 from llm_auction_utils.theory.payments import linear_myerson_payment
 from llm_auction_utils.theory.divergences import tv_distance
@@ -64,13 +70,13 @@ def test_paying_for_no_change_breaks_payment_monotonicity():
 def test_log_linear_counterexample_breaks_consistent_aggregation():
     d = np.array([P1, P2])
     cons = consistent_aggregation(d, [0.0, 1.0], 0, log_linear, GRID)
-    assert not cons.holds and cons.token == 1 and cons.violation is not None
+    assert not cons.holds and cons.token == 1 and cons.violation is not None and cons.incomparable_pairs > 0
     k, l = cons.violation
-    assert k < l and cons.amount > 0.2
+    assert k < l and cons.amount > 0.0
     rep = verify_incentive_equivalence(d, [0.0, 1.0], 0, log_linear, GRID)
     assert not rep.monotone and rep.equivalence_holds
     assert rep.counterexample is not None and rep.counterexample[2] == 1
-    assert "no payment rule satisfies both" in rep.explanation
+    assert rep.excluded_by in ("consistent aggregation", "both") and "incomparable" in rep.explanation
     # the critical-bid candidate charges for an outcome the agent does not prefer
     assert not rep.critical_payments.holds
 
@@ -78,7 +84,87 @@ def test_log_linear_counterexample_breaks_consistent_aggregation():
 def test_log_linear_two_tokens_is_fine():
     d = np.array([[0.7, 0.3], [0.2, 0.8]])
     rep = verify_incentive_equivalence(d, [0.5, 1.0], 0, log_linear, GRID)
-    assert rep.monotone and rep.equivalence_holds and rep.critical_payments.holds
+    assert rep.monotone and rep.equivalence_holds and rep.critical_payments.holds and rep.feasibility.feasible
+
+
+def inverse_shares(d, b):
+    """Weights 1 - lambda_i: bidding more lowers the agent's weight (it depends on the shares only)."""
+    return linear(d, 1.0 - b / b.sum(-1, keepdims=True))
+
+
+def peaked_shares(d, b):
+    """Weights lambda e^(-4 lambda): the agent's effective share rises, falls and rises again."""
+    lam = b / b.sum(-1, keepdims=True)
+    return linear(d, lam * np.exp(-4.0 * lam))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 3), st.integers(2, 5),
+       st.sampled_from(["linear", "highest", "log-linear", "inverse", "peaked"]))
+def test_monotone_iff_both_properties_can_hold(seed, n, vocab, name):
+    """notebooks/theory.md §3 on one path: monotone <=> consistent aggregation and some payment with payment
+    monotonicity (the linear program); and on a monotone path the critical-bid payment is one."""
+    rule = {"linear": linear, "highest": highest_bid, "log-linear": log_linear, "inverse": inverse_shares,
+            "peaked": peaked_shares}[name]
+    rng = np.random.default_rng(seed)
+    d = rng.dirichlet(np.ones(vocab) * 0.7, size=n)
+    b, i = rng.exponential(size=n) + 0.05, int(rng.integers(n))
+    grid = np.linspace(0.0, 4.0, 21)
+    rep = verify_incentive_equivalence(d, b, i, rule, grid, atol=1e-12, payment_atol=1e-14)
+    assert rep.equivalence_holds, rep.explanation
+    assert rep.monotone == (rep.consistency.holds and rep.feasibility.feasible)
+    if rep.monotone:
+        assert rep.critical_payments.holds and rep.excluded_by is None
+    else:
+        assert rep.excluded_by in ("consistent aggregation", "payment monotonicity", "both")
+
+
+def test_consistent_aggregation_alone_allows_a_non_monotone_rule():
+    # two agents: every outcome lies on the segment between p_1 and p_2, so all are comparable, yet a
+    # higher bid buys a strictly worse outcome; payment monotonicity rules that out (z would have to fall)
+    d = np.array([P1, P2])
+    for rule in (inverse_shares, peaked_shares):
+        rep = verify_incentive_equivalence(d, [1.0, 1.0], 0, rule, GRID, atol=1e-12)
+        assert not rep.monotone and rep.consistency.holds and rep.consistency.worse_pairs > 0
+        assert not rep.feasibility.feasible and rep.feasibility.certificate == "worse pair"
+        assert rep.excluded_by == "payment monotonicity" and rep.equivalence_holds
+        k, l, _ = rep.feasibility.chain[0]
+        assert k < l and bool(strictly_prefers(rep.consistency.qs[k], rep.consistency.qs[l], d[0], atol=1e-12))
+
+
+def test_payment_monotonicity_alone_allows_a_non_monotone_rule():
+    # the agent's bid swaps mass between two tokens across p_i: no two outcomes are ranked either way, so
+    # z = 0 satisfies payment monotonicity, and consistent aggregation is what fails
+    p_1 = np.array([0.4, 0.4, 0.2])
+    swap = lambda d, b: np.where((b[..., :1] > 0), np.array([0.3, 0.5, 0.2]), np.array([0.5, 0.3, 0.2]))  # noqa: E731
+    d = np.array([p_1, [0.5, 0.3, 0.2]])
+    rep = verify_incentive_equivalence(d, [0.0, 1.0], 0, swap, [0.0, 1.0, 2.0], atol=1e-12)
+    assert not rep.monotone and not rep.consistency.holds and rep.feasibility.feasible
+    assert rep.feasibility.n_strict == 0 and rep.feasibility.n_worse == 0
+    assert payment_monotonicity(d, [0.0, 1.0], 0, swap, [0.0, 1.0, 2.0], np.zeros(3), atol=1e-12).holds
+    assert rep.excluded_by == "consistent aggregation" and rep.equivalence_holds
+
+
+def test_a_higher_bid_that_buys_a_worse_outcome_breaks_payment_monotonicity():
+    d = np.array([P1, P2])
+    grid = np.linspace(0.0, 2.0, 5)
+    R = pair_relations(np.asarray(bid_path(d, [1.0, 1.0], 0, inverse_shares, grid)), d[0], 1e-12)
+    assert (R[np.triu_indices(5, 1)] == RELATIONS.index("strictly worse")).all()
+    assert (np.diag(R) == RELATIONS.index("unchanged")).all()
+    rep = payment_monotonicity(d, [1.0, 1.0], 0, inverse_shares, grid, np.zeros(5), atol=1e-12)
+    assert not rep.holds and "the lower bid's outcome is strictly preferred" in rep.violations[0][2]
+
+
+def test_the_degenerate_case_needs_another_payment_than_the_critical_bid():
+    # log-linear, two tokens, p_1 vetoes token 2: any positive bid gives q = p_1 at once, so the expected
+    # critical-bid payment is 0 although the outcome strictly improved; z = 1{b > 0} works
+    d = np.array([[1.0, 0.0], [0.4, 0.6]])
+    assert expected_critical_payment(d, [2.0, 1.0], 0, "log_linear") == 0.0
+    grid = [0.0, 0.5, 1.0, 2.0]
+    step = np.array([0.0, 1.0, 1.0, 1.0])
+    assert payment_monotonicity(d, [1.0, 1.0], 0, log_linear, grid, step, atol=1e-12).holds
+    assert not payment_monotonicity(d, [1.0, 1.0], 0, log_linear, grid, np.zeros(4), atol=1e-12).holds
+    assert payment_feasibility(d, [1.0, 1.0], 0, log_linear, grid, atol=1e-12).feasible
 
 
 def test_errors():

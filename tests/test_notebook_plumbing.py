@@ -91,3 +91,16 @@ def test_save_figure_rejects_bad_input(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setattr(notebook, "_current_notebook", None)
     with pytest.raises(RuntimeError, match="call setup_notebook"):
         save_figure(_figure(), "ok")
+
+
+def test_format_estimate_prints_no_digit_finer_than_the_standard_error():
+    from llm_auction_utils.workbook.notebook import format_estimate
+
+    assert format_estimate(0.21234, 0.0006) == "0.212"           # resolution 0.001 >= SE
+    assert format_estimate(0.0112, 0.0001) == "0.0112"
+    assert format_estimate(0.2693, 0.0012) == "0.27"
+    assert format_estimate(-0.00004, 0.0003) == "0.000"          # no "-0.000"
+    assert format_estimate(0.0, 0.0) == "0"                      # no spread: the value as it is
+    assert format_estimate([0.5, 0.1234], [0.01, 0.001]).tolist() == ["0.50", "0.123"]
+    with pytest.raises(ValueError, match="standard_error"):
+        format_estimate(0.5, -1.0)

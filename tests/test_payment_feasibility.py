@@ -32,15 +32,22 @@ def _instance(seed: int, n: int, vocab: int) -> tuple[np.ndarray, np.ndarray, in
 
 
 def _check_certificate(d, b, i, rule, report, atol):
-    """Verify the chain independently: the first pair strictly improves, the others do not, and their
-    intervals overlap one after the other and cover the strict pair (so z must be equal on it)."""
+    """Verify the certificate independently.  "worse pair": a lower bid gets a strictly preferred outcome.
+    "equal block": the first pair strictly improves, the others are neither strictly better nor strictly
+    worse, and their intervals overlap one after the other and cover the strict pair (so z must be equal
+    on it)."""
     g = report.bid_grid
     qs = np.asarray(bid_path(d, b, i, rule, g))
     (k, l, _), rest = report.chain[0], report.chain[1:]
+    if report.certificate == "worse pair":
+        assert k < l and rest == [] and bool(strictly_prefers(qs[k], qs[l], d[i], atol=atol))
+        return
+    assert report.certificate == "equal block"
     assert k < l and bool(strictly_prefers(qs[l], qs[k], d[i], atol=atol))
     point = k
     for a, c, _ in rest:
         assert a < c and not bool(strictly_prefers(qs[c], qs[a], d[i], atol=atol))
+        assert not bool(strictly_prefers(qs[a], qs[c], d[i], atol=atol))
         assert a <= point < c
         point = c
     assert point >= l
@@ -91,20 +98,23 @@ def test_log_linear_with_a_shared_token_admits_no_payment(mid, x, y):
 def test_the_theory_chapter_counterexample():
     d = np.array([P1, P2])
     rep = payment_feasibility(d, [1.0, 1.0], 0, log_linear, [0.0, 1.0, 2.0, 4.0], atol=1e-12)
-    assert not rep.feasible
+    assert not rep.feasible and rep.certificate == "equal block"
     assert rep.chain[0][:2] == (1, 3) and [c[:2] for c in rep.chain[1:]] == [(0, 3)]
-    assert "token 1 moves 0.49 -> 0.6617" in rep.chain[1][2]
+    assert "token 1 0.49 -> 0.6617" in rep.chain[1][2]
     assert "contradiction" in rep.describe()
 
 
-def test_inverse_shares_need_no_payment_at_all():
-    # moving away from p_i is never a strict improvement: z = 0 satisfies payment monotonicity,
-    # and it is consistent aggregation (a property of q alone) that fails
+def test_inverse_shares_admit_no_payment():
+    # with two agents every raise moves the outcome back along the segment, away from p_i: the lower bid's
+    # outcome is strictly preferred, so it would have to pay strictly more, and z is non-decreasing
     d = np.array([P1, P2])
     grid = np.linspace(0.0, 4.0, 9)
     rep = payment_feasibility(d, [1.0, 1.0], 0, inverse_shares, grid, atol=1e-12)
-    assert rep.feasible and rep.n_strict == 0 and np.array_equal(rep.witness, np.zeros(9))
-    assert not consistent_aggregation(d, [1.0, 1.0], 0, inverse_shares, grid, atol=1e-12).holds
+    assert not rep.feasible and rep.n_strict == 0 and rep.n_worse == 36 and rep.certificate == "worse pair"
+    _check_certificate(d, [1.0, 1.0], 0, inverse_shares, rep, 1e-12)
+    assert "non-decreasing: contradiction" in rep.describe()
+    # all its outcomes are comparable: consistent aggregation alone does not exclude it
+    assert consistent_aggregation(d, [1.0, 1.0], 0, inverse_shares, grid, atol=1e-12).holds
 
 
 def test_unchanged_outcome_forces_equal_payments():

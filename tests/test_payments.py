@@ -196,3 +196,36 @@ def test_end_check_flags_a_violation_between_the_path_ends():
     assert q1[1] > max(q0[1], P1[1])     # the middle token leaves the interval [q(0), p_0]
     res = expected_critical_payments(d, [1.0, 1.0], "log_linear")
     assert not res.monotone[0] and res.payments[0] == 0.0
+
+
+# --------------------------------------------------------------------------- quadrature that does not converge
+
+
+def staircase(d, b):
+    """A monotone rule whose bid path has 64 small jumps: the adaptive quadrature runs out of panels."""
+    return linear(d, np.floor(64 * b / b.sum(-1, keepdims=True)) / 64 + 1e-3)
+
+
+def test_an_unconverged_payment_integral_is_flagged_and_named():
+    from llm_auction_utils.theory.quadrature import QuadratureWarning
+
+    d = np.array([[0.6, 0.38, 0.02], [0.02, 0.42, 0.56]])
+    with pytest.warns(QuadratureWarning, match=r"agent 0 \(package index; agent 1 of the text\).*auction 3, step 7"):
+        cp = expected_critical_payments(d, [9.0, 1.0], staircase, rtol=1e-8, context="auction 3, step 7")
+    assert cp.converged.tolist() == [False, True] and cp.monotone.all()
+    assert cp.payments[0] > 0  # the value is still returned
+    with pytest.warns(QuadratureWarning, match="myerson_payment: 2 of 2 integrals"):
+        myerson_payment(lambda s: np.floor(64 * s / (s + 1)) / 64, np.array([9.0, 3.0]), scale=1.0, rtol=1e-8)
+
+
+def test_converged_payments_are_flagged_so_and_do_not_warn(recwarn):
+    d = np.array([P1, P2])
+    lin = expected_critical_payments(d, [2.0, 1.0])
+    two = expected_critical_payments(np.array([[0.7, 0.3], [0.2, 0.8]]), [2.0, 1.0], "log_linear")
+    from llm_auction_utils.theory.payments import kl_preference_payments
+
+    kl = kl_preference_payments(d, [2.0, 1.0], context="step 0")
+    assert lin.converged.all() and two.converged.all() and kl.converged.all()
+    assert not [w for w in recwarn if "panel limit" in str(w.message)]
+    t = expected_critical_payments(torch.tensor([[0.7, 0.3], [0.2, 0.8]]), [2.0, 1.0], "log_linear")
+    assert t.converged.dtype == torch.bool and bool(t.converged.all())

@@ -86,6 +86,11 @@ def test_joint_payments_and_loglinear_steps() -> None:
     fig = llm_payments.plot_loglinear_steps(["a", "b"], worst, np.array([[0.1, 0.2], [0.3, 0.0]]), NAMES, 1e-7)
     top = fig.axes[0]
     assert top.get_yscale() == "log" and min(min(line.get_ydata()) for line in top.get_lines()[:2]) >= top.get_ylim()[0]
+    # violations under the floor (0 included) are open triangles on the floor, labelled as a bound, not dots
+    dots = [y for line in top.get_lines() if line.get_marker() == "o" for y in line.get_ydata()]
+    floors = [y for line in top.get_lines() if line.get_marker() == "v" for y in line.get_ydata()]
+    assert sorted(dots) == [1e-3, 2e-2] and floors == [1e-8, 1e-8]
+    assert any(t.get_text().startswith("below 1e-08") for t in top.get_legend().get_texts())
 
 
 def test_agents_figures() -> None:

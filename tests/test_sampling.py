@@ -212,7 +212,7 @@ def test_linear_sampler_critical_bid_consistent_with_switch_level(seed, x):
 
 
 def test_stable_sampler_errors():
-    with pytest.raises(ValueError, match="x must lie in"):
+    with pytest.raises(ValueError, match="share must lie in"):
         stable_sample_linear([0.5, 0.5], [0.5, 0.5], 1.5, 0.1, 0.1)
     with pytest.raises(ValueError, match="u must lie in"):
         stable_sample_linear([0.5, 0.5], [0.5, 0.5], 0.5, 1.0, 0.1)
@@ -233,3 +233,17 @@ def test_general_sampler_bid_zero_is_coupled_with_positive_bids() -> None:
         at_zero = stable_sample(dists, [0.0, 1.0, 2.0], 0, rule, u, v)
         tiny = stable_sample(dists, [1e-3, 1.0, 2.0], 0, rule, u, v)
         assert np.array_equal(at_zero.token != tiny.token, tiny.switched)
+
+
+def test_exponential_clock_is_scale_free_up_to_the_float64_limit():
+    """Bids near 1e308 used to overflow ``b / E`` and give an infinite payment."""
+    from llm_auction_utils.theory.sampling import exponential_clock
+
+    small = exponential_clock([1.0, 1.0, 0.5], np.random.default_rng(3), size=2000)
+    for c in (1e-300, 1e300, 1e308 / 1.0):
+        big = exponential_clock([c, c, 0.5 * c], np.random.default_rng(3), size=2000)
+        assert np.array_equal(big.winner, small.winner)
+        assert np.isfinite(big.payment).all()
+        np.testing.assert_allclose(big.payment, small.payment * c, rtol=1e-12)
+    huge = exponential_clock([1e308, 1e308, 5e307], np.random.default_rng(0), size=5)
+    assert np.isfinite(huge.payment).all() and (huge.payment <= 1e308).all()

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``llm-auction`` / ``python -m llm_auction_utils.cli``; returns the exit status."""
+    """Entry point of ``llm-auction`` / ``python -m llm_auction_utils.llm.cli``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.seed is not None and args.seed < 0:

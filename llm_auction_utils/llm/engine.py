@@ -430,10 +430,11 @@ def _auction_step(state: _AuctionState, dists: torch.Tensor, logp: torch.Tensor,
     q = _aggregate(state, dists, logp, step)
     record = StepRecord(token_id=-1, q=q, p=dists[:, 0], realized=np.zeros(state.n), switched=np.zeros(state.n, bool))
     if opts.payments in ("critical", "all"):
-        cp = expected_critical_payments(dists, state.bids64, state.rule_fn, logprobs=logp)
+        cp = expected_critical_payments(dists, state.bids64, state.rule_fn, logprobs=logp,
+                                        context=f"auction {state.index}, step {step}")
         record.critical, record.monotone = cp.payments, cp.monotone
     if opts.payments in ("kl", "all"):
-        kp = kl_preference_payments(dists, state.bids64, logprobs=logp)
+        kp = kl_preference_payments(dists, state.bids64, logprobs=logp, context=f"auction {state.index}, step {step}")
         record.kl_payment, record.kl_allocation = kp.payments, kp.allocation
     t2 = time.perf_counter()
     token_id = _choose(state, q, dists, record)

@@ -14,7 +14,7 @@ Hugging Face format; later loads take seconds.  The cache lives in
 
 Set-up command (the README calls it)::
 
-    python -m llm_auction_utils.models --prepare
+    python -m llm_auction_utils.llm.models --prepare
 
 Any other Hugging Face causal LM (hub id already in the local Hugging Face
 cache, or a local folder / ``.gguf`` file) can be chosen by parameter;
@@ -253,7 +253,7 @@ def resolve_dtype(dtype: str | torch.dtype = "float32") -> torch.dtype:
 def _load_error(name: str, reason: str) -> ModelLoadError:
     return ModelLoadError(
         f"could not load model {name!r} ({reason}). The offline default is {DEFAULT_MODEL!r} "
-        f"(prepare it with `python -m llm_auction_utils.models --prepare`); other models must be "
+        f"(prepare it with `python -m llm_auction_utils.llm.models --prepare`); other models must be "
         f"a local folder, a local .gguf file, or a Hugging Face id already in the local cache "
         f"(or pass allow_download=True on a machine with network access)."
     )
@@ -438,9 +438,9 @@ def check_shared_tokenizer(models: Sequence[LoadedModel]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m llm_auction_utils.models --prepare [--force] [--check]``."""
+    """``python -m llm_auction_utils.llm.models --prepare [--force] [--check]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m llm_auction_utils.models",
+        prog="python -m llm_auction_utils.llm.models",
         description="Prepare the workbook's offline default model (Gemma 3 270M).",
     )
     parser.add_argument("--prepare", action="store_true", help="assemble, convert and cache the default model")

@@ -31,7 +31,9 @@ from .divergences import (
     tv_distance,
 )
 from .incentives import (
+    RELATIONS,
     consistent_aggregation,
+    pair_relations,
     payment_feasibility,
     payment_monotonicity,
     utility_curves,
@@ -58,15 +60,23 @@ from .preferences import (
     violation_amount,
     weakly_prefers,
 )
-from .sampling import exponential_clock, sample_token, stable_sample, stable_sample_linear, stable_step
+from .sampling import (
+    exponential_clock,
+    joint_stable_step,
+    sample_token,
+    stable_sample,
+    stable_sample_linear,
+    stable_step,
+)
 
 __all__ = [
-    "AggregationRule", "NotMonotoneError", "RULES", "argmin_on_simplex", "bid_path", "bid_shares",
+    "AggregationRule", "NotMonotoneError", "RELATIONS", "RULES", "argmin_on_simplex", "bid_path", "bid_shares",
     "check_bid_path", "check_monotonicity", "comparable", "consistent_aggregation", "critical_payment_curve",
     "expected_critical_payment", "expected_critical_payments", "exponential_clock", "generalized_kl", "get_rule", "highest_bid",
+    "joint_stable_step",
     "kl_allocation", "kl_divergence", "kl_preference_payments", "linear", "linear_myerson_payment",
     "linear_objective", "log_linear", "log_linear_logprobs", "log_linear_objective", "myerson_payment",
-    "others_linear_aggregate", "pay_your_bid", "payment_feasibility", "payment_rtol", "payment_monotonicity", "preference_violation",
+    "others_linear_aggregate", "pair_relations", "pay_your_bid", "payment_feasibility", "payment_rtol", "payment_monotonicity", "preference_violation",
     "preferred_region_vertices", "random_instances", "rlhf_policy", "rule_name", "sample_token", "stable_sample",
     "stable_sample_linear", "stable_step", "strictly_prefers", "switched_mass", "tv_distance", "utility_curves",
     "verify_incentive_equivalence", "violation_amount", "weakly_prefers",

@@ -21,7 +21,7 @@ from typing import Callable, Protocol, Union, runtime_checkable
 
 import numpy as np
 
-from .arrays import Array, ArrayLike, as_array, is_torch, like, to_float64, to_numpy, xexp, xlog, xmax, xsum, xwhere, xzeros_like
+from .arrays import Array, ArrayLike, as_array, is_half, is_torch, like, to_float64, to_numpy, xexp, xlog, xmax, xsum, xwhere, xzeros_like
 from .validation import as_bid_grid, as_bids, as_distributions, check_agent, dists_and_scaled_bids, scale_bids
 
 __all__ = [
@@ -72,8 +72,23 @@ def bid_shares(bids: ArrayLike) -> Array:
     return like(scaled / scaled.sum(axis=-1, keepdims=True), b)
 
 
-def _shares(dists: ArrayLike, bids: ArrayLike, validate: bool) -> tuple[Array, Array]:
+def _validated(dists: ArrayLike, bids: ArrayLike, validate: bool) -> tuple[Array, Array]:
+    """``(dists, bids / max)`` checked (or as given with ``validate=False``); half-precision tensors are
+    computed in float32, like the engine's forward passes on a GPU (callers cast the result back)."""
     d, b = dists_and_scaled_bids(dists, bids)[:2] if validate else (dists, bids)
+    if is_half(d):
+        d = d.float()
+        b = b.float() if is_torch(b) else b
+    return d, b
+
+
+def _back(q: Array, dists: ArrayLike) -> Array:
+    """``q`` in the dtype of a half-precision input (no-op otherwise)."""
+    return q.to(dists.dtype) if is_half(dists) else q
+
+
+def _shares(dists: ArrayLike, bids: ArrayLike, validate: bool) -> tuple[Array, Array]:
+    d, b = _validated(dists, bids, validate)
     return d, b / xsum(b, axis=-1, keepdims=True)
 
 
@@ -84,9 +99,10 @@ def linear(dists: ArrayLike, bids: ArrayLike, *, validate: bool = True) -> Array
     ``q`` along the segment toward ``p_i``.  Blog example: agents ``{Large: .8,
     Generative: .2}``, ``{Large: 1}``, ``{Generative: 1}`` with bids ``1, 2, 2`` give
     ``{Large: .56, Generative: .44}``.  ``validate=False`` skips the input checks.
+    Half-precision tensors are computed in float32 and returned in their own dtype.
     """
     d, lam = _shares(dists, bids, validate)
-    return xsum(lam[..., :, None] * d, axis=-2)
+    return _back(xsum(lam[..., :, None] * d, axis=-2), dists)
 
 
 def others_weights(bids: ArrayLike) -> np.ndarray:
@@ -166,25 +182,28 @@ def log_linear(dists: ArrayLike, bids: ArrayLike, *, validate: bool = True) -> A
     exponent 0 and zero nothing out.  If no token has positive probability under every
     agent with a positive bid (the blog example) the rule is undefined and a
     :class:`ValueError` is raised -- never NaN.  Not monotone under the coordinatewise
-    order of the notebooks/theory.md §2 (see §5).
+    order of the notebooks/theory.md §2 (see §5).  Half-precision tensors (float16, bfloat16) are
+    computed in float32 and returned in their own dtype, as the engine does on a GPU.
     """
-    d, b = dists_and_scaled_bids(dists, bids)[:2] if validate else (dists, bids)
-    return xexp(log_linear_logprobs(xlog(d), b))
+    d, b = _validated(dists, bids, validate)
+    return _back(xexp(log_linear_logprobs(xlog(d), b)), dists)
 
 
 def highest_bid(dists: ArrayLike, bids: ArrayLike, *, validate: bool = True) -> Array:
     """Highest bid wins, token by token: ``q = p_w`` for the highest bidder ``w`` (ties: the tied
     bidders' average).
 
-    A baseline the workbook compares the token auction with (notebook 09).  It is monotone:
-    raising your bid can only switch the outcome to your own distribution.  Its expected
-    critical-bid payment is the second-highest bid times ``TV(p_w, q(0))`` (notebooks/theory.md §4.4).
+    A [project extension] baseline the workbook compares the token auction with (notebook 09).  It
+    is monotone: raising your bid can only switch the outcome to your own distribution.  The winner
+    ``w``'s expected critical-bid payment is the second-highest bid ``m`` times ``TV(p_w, q(0))``, where
+    ``q(0)`` is the outcome without ``w`` (the distribution of the bidders who bid ``m``); the other
+    agents pay 0 (notebooks/theory.md §4.4).  Half-precision tensors are computed in float32.
     """
-    d, b = dists_and_scaled_bids(dists, bids)[:2] if validate else (dists, bids)
+    d, b = _validated(dists, bids, validate)
     top = b == xmax(b, axis=-1, keepdims=True)
     w = top * 1.0 if is_torch(top) else top.astype(np.float64)
     w = like(w, d) if not is_torch(d) else w.to(d.dtype)
-    return xsum((w / xsum(w, axis=-1, keepdims=True))[..., :, None] * d, axis=-2)
+    return _back(xsum((w / xsum(w, axis=-1, keepdims=True))[..., :, None] * d, axis=-2), dists)
 
 
 RULES: dict[str, AggregationRule] = {"linear": linear, "log_linear": log_linear, "highest_bid": highest_bid}

@@ -72,9 +72,20 @@ def like(x: ArrayLike, ref: Array) -> Array:
     return np.asarray(x, dtype=np.float64)
 
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
 def to_numpy(x: ArrayLike) -> np.ndarray:
-    """A numpy view or copy of ``x`` (tensors are moved to the CPU)."""
-    return x.detach().cpu().numpy() if is_torch(x) else np.asarray(x)
+    """A numpy view or copy of ``x`` (tensors are moved to the CPU; bfloat16, which numpy lacks, as float32)."""
+    if is_torch(x):
+        t = x.detach().cpu()
+        return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+    return np.asarray(x)
+
+
+def is_half(x: ArrayLike) -> bool:
+    """``x`` is a float16 or bfloat16 tensor: the theory layer computes such inputs in float32."""
+    return is_torch(x) and x.dtype in _HALF
 
 
 def to_float64(x: ArrayLike) -> np.ndarray:

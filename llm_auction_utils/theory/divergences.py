@@ -8,8 +8,8 @@
 - :func:`log_linear_objective` ``sum_i b_i KL(q || p_i)`` (minimized by the log-linear rule);
 - :func:`argmin_on_simplex` a numerical minimizer over the simplex (softmax
   parameters, scipy) used to verify those identities;
-- :func:`rlhf_policy` ``p_ref exp(r / beta) / Z``, the maximizer of
-  ``E_q[r] - beta KL(q || p_ref)``.
+- :func:`rlhf_policy` ``p_ref exp(r / kappa) / Z``, the maximizer of
+  ``E_q[r] - kappa KL(q || p_ref)`` (``kappa``: the KL weight, argument ``kl_weight``).
 
 Inputs are ``(..., V)`` (numpy or torch); outputs have the leading shape.
 """
@@ -172,20 +172,21 @@ def argmin_on_simplex(
     return to_q(min(results, key=lambda res: res.fun).x)
 
 
-def rlhf_policy(p_ref: ArrayLike, reward: ArrayLike, beta: float) -> Array:
-    """RLHF-optimal policy ``p_ref exp(r / beta) / Z`` = ``argmax_q E_q[r] - beta KL(q || p_ref)``
-    (notebooks/theory.md §5), computed in log space; tokens with ``p_ref = 0`` stay 0.
+def rlhf_policy(p_ref: ArrayLike, reward: ArrayLike, kl_weight: float) -> Array:
+    """RLHF-optimal policy ``p_ref exp(r / kappa) / Z`` = ``argmax_q E_q[r] - kappa KL(q || p_ref)``
+    (notebooks/theory.md §5; ``kappa`` is the KL weight, often written beta in the RLHF literature),
+    computed in log space; tokens with ``p_ref = 0`` stay 0.
 
-    ``p_ref (..., V)``, ``reward`` broadcastable to it (finite), ``beta > 0``.
+    ``p_ref (..., V)``, ``reward`` broadcastable to it (finite), ``kl_weight > 0``.
     """
     p = as_distributions(p_ref, name="p_ref", min_ndim=1)
     r = like(as_array(reward, name="reward"), p)
     if not np.isfinite(to_numpy(r)).all():
         raise ValueError("reward contains NaN or inf")
-    beta = float(beta)
-    if not np.isfinite(beta) or beta <= 0:
-        raise ValueError(f"beta must be positive and finite, got {beta}")
-    logits = xlog(p) + r / beta
+    kappa = float(kl_weight)
+    if not np.isfinite(kappa) or kappa <= 0:
+        raise ValueError(f"kl_weight must be positive and finite, got {kappa}")
+    logits = xlog(p) + r / kappa
     m = xmax(logits, axis=-1, keepdims=True)
     e = xexp(logits - m)
     return e / xsum(e, axis=-1, keepdims=True)

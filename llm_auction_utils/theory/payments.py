@@ -18,10 +18,14 @@ Integrals are computed as ``z(b) = int_0^b (x(b) - x(s)) ds`` (no cancellation b
 in which the integrand is smooth and bounded from ``b << B_{-i}`` to ``b >> B_{-i}``
 (notebooks/theory.md §7).  Bids are divided by their largest value first (payments are
 homogeneous of degree 1 in the bids), so huge or tiny bids neither overflow nor underflow.
+An integral that stops at the quadrature's panel limit before reaching its tolerance is not
+dropped silently: the results carry a ``converged`` flag, and a :class:`~.quadrature.QuadratureWarning`
+names the agent (and the decoding step, when the caller passes ``context``).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -29,17 +33,18 @@ import numpy as np
 import torch
 
 from .aggregation import RuleLike, bid_path, get_rule, log_linear_logprobs, others_linear_aggregate, path_bids, rule_name
-from .arrays import Array, ArrayLike, as_array, is_torch, like, to_float64, xabs, xexp, xlog, xmax, xsum, xwhere, xzeros_like
+from .arrays import Array, ArrayLike, as_array, is_torch, like, to_float64, to_numpy, xabs, xexp, xlog, xmax, xsum, xwhere, xzeros_like
 from .divergences import tv_distance
 from .monotonicity import NotMonotoneError
 from .preferences import token_excess
-from .quadrature import QuadratureResult, gauss_kronrod
+from .quadrature import QuadratureResult, QuadratureWarning, gauss_kronrod
 from .validation import as_bid_grid, as_bids, as_distributions, cast_bids, check_agent, order_atol, scale_bids
 
 __all__ = [
     "CriticalPayments",
     "KLPayments",
     "NotMonotoneError",
+    "QuadratureWarning",
     "critical_payment_curve",
     "expected_critical_payment",
     "expected_critical_payments",
@@ -148,6 +153,32 @@ def _myerson_integral(gap: Callable[[Array], Array], bid: Array, scale: Array, r
     return gauss_kronrod(integrand, xzeros_like(upper), upper, rtol=rtol, initial_panels=panels)
 
 
+_NEGLIGIBLE = 1e-12
+"""An error estimate below this fraction of the bid counts as converged (a payment is at most the bid)."""
+
+
+def _converged(res: QuadratureResult, bid: Array) -> Array:
+    """Where the integral reached its tolerance, or its error estimate is negligible against the bid."""
+    return res.converged | (res.error <= _NEGLIGIBLE * bid)
+
+
+def _warn_unconverged(converged: Array, what: str, rtol: float, context: str, agents: bool = True) -> None:
+    """One :class:`QuadratureWarning` per agent (last axis) with an integral that did not converge."""
+    ok = np.asarray(to_numpy(converged), dtype=bool)
+    if ok.all():
+        return
+    where = f" ({context})" if context else ""
+    if not agents:
+        warnings.warn(f"{what}: {int((~ok).sum())} of {ok.size} integrals stopped at the quadrature's panel limit "
+                      f"before reaching rtol {rtol:g}{where}; those payments may be less accurate "
+                      "(notebooks/theory.md §7)", QuadratureWarning, stacklevel=3)
+        return
+    for i in np.flatnonzero(~ok.reshape(-1, ok.shape[-1]).all(axis=0)):
+        warnings.warn(f"{what}: the payment integral of agent {i} (package index; agent {i + 1} of the text) stopped "
+                      f"at the quadrature's panel limit before reaching rtol {rtol:g}{where}; the payment may be less "
+                      "accurate (notebooks/theory.md §7)", QuadratureWarning, stacklevel=3)
+
+
 def myerson_payment(
     allocation: Callable[[Array], ArrayLike], bid: ArrayLike, *, scale: ArrayLike | None = None,
     rtol: float = 1e-8,
@@ -158,7 +189,9 @@ def myerson_payment(
     (non-decreasing in the bid).  ``bid`` may be an array: every integral is computed
     in vectorized calls ``allocation(s)``, ``s (*bid.shape, K)``.  ``scale``: the bid at
     which ``x`` changes fastest (for an allocation ``b / (b + B)``, ``B``); default
-    ``bid / 1000``.  Adaptive Gauss-Kronrod in ``w = ln(1 + s / scale)``.
+    ``bid / 1000``.  Adaptive Gauss-Kronrod in ``w = ln(1 + s / scale)``; a
+    :class:`~.quadrature.QuadratureWarning` says when some integral stopped at the panel limit
+    before reaching ``rtol``.
     """
     b = _nonnegative(bid, "bid")
     c = like(_nonnegative(scale, "scale"), b) if scale is not None else b / 1000.0
@@ -173,7 +206,9 @@ def myerson_payment(
         return x
 
     x_b = x_of(b[..., None])[..., 0]
-    return _myerson_integral(lambda s: x_b[..., None] - x_of(s), b, c, rtol).value
+    res = _myerson_integral(lambda s: x_b[..., None] - x_of(s), b, c, rtol)
+    _warn_unconverged(_converged(res, b), "myerson_payment", rtol, "", agents=False)
+    return res.value
 
 
 # --------------------------------------------------------------------------
@@ -187,13 +222,16 @@ class CriticalPayments:
     ``monotone (..., n)``: False where the rule is not monotone for that agent on this
     step -- the payment is then *undefined* and reported as 0.0 so that no NaN leaks;
     callers must flag such steps rather than charge them.  ``violation (..., n)``: the
-    largest violation of the order found along the path (0 where monotone).  Same
-    backend and device as ``dists``.
+    largest violation of the order found along the path (0 where monotone).
+    ``converged (..., n)``: False where the payment integral stopped at the quadrature's panel
+    limit before reaching its tolerance (always True for the linear rule's closed form); a
+    :class:`~.quadrature.QuadratureWarning` names those agents.  Same backend and device as ``dists``.
     """
 
     payments: Array
     monotone: Array
     violation: Array
+    converged: Array
 
 
 def _rescale(z: Array, scale: np.ndarray, what: str) -> Array:
@@ -250,7 +288,7 @@ def _linear_critical(d: Array, b64: np.ndarray, scale: np.ndarray) -> CriticalPa
         raise ValueError(f"payments overflow the dtype of dists ({d.dtype}) at these bids; pass float64 dists "
                          "or divide the bids by a common factor")
     mono = (z == z) if is_torch(z) else np.ones(z.shape, dtype=bool)
-    return CriticalPayments(payments=z, monotone=mono, violation=0.0 * z)
+    return CriticalPayments(payments=z, monotone=mono, violation=0.0 * z, converged=mono)
 
 
 def expected_critical_payments(
@@ -261,6 +299,7 @@ def expected_critical_payments(
     rtol: float = PAYMENT_RTOL,
     atol: float | None = None,
     logprobs: Array | None = None,
+    context: str = "",
 ) -> CriticalPayments:
     """Expected critical-bid payments of all agents of a step at once (notebooks/theory.md §4).
 
@@ -279,6 +318,9 @@ def expected_critical_payments(
     - ``logprobs``: the same distributions as log-probabilities (the engine passes its
       ``log_softmax``); the log-linear rule is then evaluated in log space, exactly even
       where float32 probabilities underflow.
+    - ``context``: where the step comes from (the engine passes the auction and the step), added
+      to the :class:`~.quadrature.QuadratureWarning` of an integral that did not converge
+      (``converged`` is False for that agent).
 
     ``b_i = 0`` or ``B_{-i} = 0`` (no competition) gives 0.
     """
@@ -289,9 +331,11 @@ def expected_critical_payments(
     bn = cast_bids(b64, d, strict=True)
     atol = order_atol(d) if atol is None else atol
     rtol = payment_rtol(rtol, d)
-    pays, monos, viols = zip(*(_critical_one_agent(d, bn, i, A, rtol, atol, logprobs) for i in range(d.shape[-2])))
+    pays, monos, viols, convs = zip(*(_critical_one_agent(d, bn, i, A, rtol, atol, logprobs) for i in range(d.shape[-2])))
+    converged = _stack_last(list(convs))
+    _warn_unconverged(converged, "expected_critical_payments", rtol, context)
     return CriticalPayments(payments=_rescale(_stack_last(list(pays)), scale, "payments"),
-                            monotone=_stack_last(list(monos)), violation=_stack_last(list(viols)))
+                            monotone=_stack_last(list(monos)), violation=_stack_last(list(viols)), converged=converged)
 
 
 def _excess_max(q_new: Array, q_old: Array, p_i: Array) -> Array:
@@ -300,8 +344,8 @@ def _excess_max(q_new: Array, q_old: Array, p_i: Array) -> Array:
 
 def _critical_one_agent(
     d: Array, b: Array, i: int, A: Callable[..., Array], rtol: float, atol: float, logprobs: Array | None
-) -> tuple[Array, Array, Array]:
-    """Payment, monotone flag and worst violation of agent ``i`` for a batch (bids normalized)."""
+) -> tuple[Array, Array, Array, Array]:
+    """Payment, monotone flag, worst violation and convergence flag of agent ``i`` for a batch (bids normalized)."""
     bi = b[..., i]
     B = _others_total(b, i)
     degenerate = (bi == 0) | (B == 0)
@@ -314,7 +358,7 @@ def _critical_one_agent(
     viol = xwhere(live, _excess_max(qb, q0, p_i), 0.0 * bi)
     ok = live & (viol <= atol)
     if not bool(ok.any()):
-        return 0.0 * bi, ~(live & (viol > atol)), viol
+        return 0.0 * bi, ~(live & (viol > atol)), viol, bi == bi
     first_round: list[Array] = []
 
     def gap(s: Array) -> Array:
@@ -334,7 +378,8 @@ def _critical_one_agent(
     viol = xwhere(ok, path_viol, viol)
     mono = ~(live & (viol > atol))
     z = xwhere(mono & live, res.value, 0.0 * bi)
-    return xwhere(z > 0, z, 0.0 * z), mono, viol
+    converged = _converged(res, bi) | ~(mono & live)
+    return xwhere(z > 0, z, 0.0 * z), mono, viol, converged
 
 
 def _successive_excess(qs: Array, s: Array, p_i: Array) -> Array:
@@ -414,12 +459,15 @@ class KLPayments:
 
     ``payments (..., n)``; ``allocation (..., n)``: ``x_i(b_i) = KL(q(0) || p_i) - KL(q(b) || p_i)``
     in nats; ``monotone (..., n)``: ``x_i`` was non-decreasing at every quadrature node
-    (it is in theory; False would flag a numerical problem).
+    (it is in theory; False would flag a numerical problem); ``converged (..., n)``: False where
+    the payment integral stopped at the quadrature's panel limit before reaching its tolerance
+    (a :class:`~.quadrature.QuadratureWarning` names those agents).
     """
 
     payments: Array
     allocation: Array
     monotone: Array
+    converged: Array
 
 
 def _kl_to(logq: Array, logp_i: Array) -> Array:
@@ -470,6 +518,7 @@ def kl_preference_payments(
     *,
     rtol: float = PAYMENT_RTOL,
     logprobs: Array | None = None,
+    context: str = "",
 ) -> KLPayments:
     """[project extension] Myerson payments of the log-linear rule under KL preferences (notebooks/theory.md §4).
 
@@ -480,23 +529,22 @@ def kl_preference_payments(
     agent whose value is ``v`` per nat, and a zero bid pays 0.  Computed as
     ``int_0^b (KL(q(s) || p_i) - KL(q(b) || p_i)) ds`` by adaptive quadrature to ``rtol`` (at least :func:`payment_rtol`).
     ``logprobs``: the same distributions as log-probabilities (evaluated in log space).
+    ``context``: where the step comes from, added to the :class:`~.quadrature.QuadratureWarning` of
+    an integral that did not converge (``converged`` is False for that agent).
     """
     d, b64, scale = _step_and_bids(dists, bids)
     n = d.shape[-2]
     bn = cast_bids(b64, d, strict=True)
     rtol = payment_rtol(rtol, d)
     logp = xlog(d) if logprobs is None else logprobs
-    pays, allocs, monos = [], [], []
-    for i in range(n):
-        z, x, mono = _kl_one_agent(logp, bn, i, rtol)
-        pays.append(z)
-        allocs.append(x)
-        monos.append(mono)
-    return KLPayments(payments=_rescale(_stack_last(pays), scale, "payments"), allocation=_stack_last(allocs),
-                      monotone=_stack_last(monos))
+    pays, allocs, monos, convs = zip(*(_kl_one_agent(logp, bn, i, rtol) for i in range(n)))
+    converged = _stack_last(list(convs))
+    _warn_unconverged(converged, "kl_preference_payments", rtol, context)
+    return KLPayments(payments=_rescale(_stack_last(list(pays)), scale, "payments"),
+                      allocation=_stack_last(list(allocs)), monotone=_stack_last(list(monos)), converged=converged)
 
 
-def _kl_one_agent(logp: Array, b: Array, i: int, rtol: float) -> tuple[Array, Array, Array]:
+def _kl_one_agent(logp: Array, b: Array, i: int, rtol: float) -> tuple[Array, Array, Array, Array]:
     bi = b[..., i]
     B = _others_total(b, i)
     live = (bi > 0) & (B > 0)
@@ -504,7 +552,8 @@ def _kl_one_agent(logp: Array, b: Array, i: int, rtol: float) -> tuple[Array, Ar
     logp_i = logp[..., i, :]
     if not bool(live.any()):
         zero = 0.0 * bi
-        return zero, zero, (bi == bi) if is_torch(bi) else np.ones(bi.shape, dtype=bool)
+        everywhere = (bi == bi) if is_torch(bi) else np.ones(bi.shape, dtype=bool)
+        return zero, zero, everywhere, everywhere
     s0 = xwhere(B == 0, bi, 0.0 * bi)  # without competition the path is flat: any bid will do
     ends = _log_path(logp, b, i, _stack_last([s0, bi]))
     # instances without competition: q does not depend on b_i, the allocation is 0
@@ -529,5 +578,5 @@ def _kl_one_agent(logp: Array, b: Array, i: int, rtol: float) -> tuple[Array, Ar
     tol = 1e-9 + 1e-6 * xabs(x_b)
     mono = xmax(_stack_last(worst), axis=-1) <= tol
     z = xwhere(live, res.value, 0.0 * bi)
-    return xwhere(z > 0, z, 0.0 * z), x_b, mono
+    return xwhere(z > 0, z, 0.0 * z), x_b, mono, _converged(res, bi) | ~live
 

@@ -7,6 +7,10 @@ integrals share one set of panels of a normalized variable ``tau in [0, 1]``, ev
 round evaluates the 15 Kronrod nodes of the new panels for every integral in one call
 of the integrand, and the error estimate ``|K15 - G7|`` of each panel decides which
 panels are halved next.
+
+The rule stops at its panel or round limit even where the error estimate is still above the
+tolerance; :class:`QuadratureResult` then says so (``converged``), and the payment functions of
+:mod:`.payments` pass the flag on and warn with :class:`QuadratureWarning` (notebooks/theory.md §7).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 
 from .arrays import Array, is_torch, like, xabs, xsum
 
-__all__ = ["QuadratureResult", "gauss_kronrod"]
+__all__ = ["QuadratureResult", "QuadratureWarning", "gauss_kronrod"]
 
 # Kronrod 15-point nodes on [-1, 1] (non-negative half, descending) and weights; the Gauss 7-point
 # rule uses every other node (QUADPACK's qk15 constants).
@@ -44,10 +48,16 @@ GAUSS_WEIGHTS = np.zeros(15)
 GAUSS_WEIGHTS[1:15:2] = np.concatenate([_WG[:3], _WG[3:4], _WG[2::-1]])
 
 
+class QuadratureWarning(RuntimeWarning):
+    """An adaptive integral stopped at its panel or round limit before its error estimate reached the
+    tolerance: the value is returned, but it may be less accurate than asked (notebooks/theory.md §7)."""
+
+
 @dataclass(frozen=True)
 class QuadratureResult:
     """``value`` and ``error`` (the summed ``|K15 - G7|`` estimate), shape of the batch;
-    ``n_evaluations`` nodes per integral; ``converged`` where ``error <= tolerance``."""
+    ``n_evaluations`` nodes per integral; ``converged`` where ``error <= tolerance`` (False where the
+    rule stopped at ``max_panels`` or ``max_rounds`` first)."""
 
     value: Array
     error: Array
@@ -73,7 +83,8 @@ def gauss_kronrod(
     ``f (..., K)``.  Panels of ``tau in [0, 1]``, mapped to ``w = lower + tau (upper - lower)``,
     are shared by the batch; a panel is halved while its error estimate exceeds its share
     of ``max(atol, rtol |value|)`` for any integral, for at most ``max_rounds`` rounds and
-    ``max_panels`` panels.  Integrals with ``lower == upper`` are 0.
+    ``max_panels`` panels.  Integrals with ``lower == upper`` are 0.  Reaching a limit does not
+    raise: the result's ``converged`` is False for the integrals whose estimate is still too large.
     """
     if rtol <= 0 and atol <= 0:
         raise ValueError("rtol or atol must be positive")

@@ -1,15 +1,16 @@
 """Sampling: stable sampling for critical-bid payments, the exponential clock,
 and the plain seeded token sampler used by decoding (notebooks/theory.md §4).
 
-Stable sampling (linear rule, agent ``i``): ``q(x) = x p_i + (1 - x) r`` with
-``x = b / (b + B)``.  Lay each token's slot of width ``r(t)`` on ``[0, 1)``,
-tokens losing probability (``D``: ``p_i(t) < r(t)``) first.  Draw ``u, v ~ U[0,1)``.
-If ``u`` falls in the slot of ``d`` in ``D`` at offset ``o``, the token stays ``d``
-while ``q_d(x) > o``, i.e. below the switch level ``x* = (r(d) - o) / (r(d) - p_i(d))``,
-and then becomes the gaining token chosen by ``v`` with probabilities
-proportional to ``p_i(t) - r(t)``.  Marginals are exactly ``q(x)``; raising the
-bid switches the token at most once, from a ``D`` token to an ``I`` token, and
-agent ``i`` pays the critical bid ``b* = B x* / (1 - x*)`` only when it switched.
+Stable sampling (linear rule, agent ``i`` with bid share ``lambda = b / (b + B)``):
+``q(lambda) = lambda p_i + (1 - lambda) r``.  Lay each token's slot of width ``r(t)`` on ``[0, 1)``,
+tokens losing probability (``D``: ``p_i(t) < r(t)``) first.  Draw ``u, u' ~ U[0,1)`` (arguments
+``u`` and ``u_prime``).  If ``u`` falls in the slot of ``d`` in ``D`` at offset ``o``, the token
+stays ``d`` while ``q_d(lambda) > o``, i.e. below the switch level
+``lambda* = (r(d) - o) / (r(d) - p_i(d))``, and then becomes the gaining token chosen by ``u'``
+with probabilities proportional to ``p_i(t) - r(t)``.  Marginals are exactly ``q(lambda)``;
+raising the bid switches the token at most once, from a ``D`` token to an ``I`` token, and
+agent ``i`` pays the critical bid ``b* = B lambda* / (1 - lambda*)`` only when it switched
+(notebooks/theory.md §4.3).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .aggregation import RuleLike, bid_path, get_rule, others_linear_aggregate, 
 from .arrays import ArrayLike, as_array, is_torch, to_float64
 from .monotonicity import NotMonotoneError
 from .preferences import token_excess
-from .validation import as_bids, as_distributions, check_agent, dists_and_bids, dists_and_scaled_bids, order_atol
+from .validation import as_bids, as_distributions, check_agent, dists_and_bids, dists_and_scaled_bids, order_atol, scale_bids
 
 __all__ = [
     "ClockDraw",
@@ -65,10 +66,10 @@ def _pick(cdf: np.ndarray, w: np.ndarray) -> np.ndarray:
 class StableSample:
     """Result of :func:`stable_sample_linear` (arrays when ``u`` is an array).
 
-    ``token``: sampled token at share ``x``; ``switched``: the agent's bid changed
-    the token (``x >= x*``); ``switch_level``: ``x*`` (``inf`` when ``u`` fell in a
-    gaining/fixed slot, ``> 1`` when no bid switches it); ``critical_bid``:
-    ``b* = B x* / (1 - x*)`` when ``others_bid_total`` was given (``inf`` when no
+    ``token``: sampled token at the agent's share ``lambda``; ``switched``: the agent's bid
+    changed the token (``lambda >= lambda*``); ``switch_level``: ``lambda*`` (``inf`` when ``u``
+    fell in a gaining/fixed slot, ``> 1`` when no bid switches it); ``critical_bid``:
+    ``b* = B lambda* / (1 - lambda*)`` when ``others_bid_total`` was given (``inf`` when no
     bid switches), else ``None``.
     """
 
@@ -94,30 +95,30 @@ def _losing_first_slot(losing: np.ndarray, widths: np.ndarray, u: np.ndarray) ->
 def stable_sample_linear(
     p_i: ArrayLike,
     r: ArrayLike,
-    x: float,
+    share: float,
     u: ArrayLike,
-    v: ArrayLike,
+    u_prime: ArrayLike,
     *,
     others_bid_total: float | None = None,
 ) -> StableSample:
-    """Stable sample of linear aggregation ``q = x p_i + (1 - x) r`` (notebooks/theory.md §4).
+    """Stable sample of linear aggregation ``q = lambda p_i + (1 - lambda) r`` (notebooks/theory.md §4.3).
 
-    ``p_i``, ``r``: distributions ``(V,)``; ``x in [0, 1]`` the agent's share;
-    ``u``, ``v``: uniforms in ``[0, 1)`` (scalars, or arrays of draws of the same
-    shape -- vectorized).  Token marginals are exactly ``q``; for fixed ``(u, v)``
-    the token changes at most once as ``x`` increases, from a ``D`` token
-    (``p_i < r``) to an ``I`` token (``p_i > r``).
+    ``p_i``, ``r``: distributions ``(V,)``; ``share``: the agent's bid share ``lambda in [0, 1]``;
+    ``u``, ``u_prime``: the uniforms ``u, u'`` in ``[0, 1)`` (scalars, or arrays of draws of the
+    same shape -- vectorized).  Token marginals are exactly ``q``; for fixed ``(u, u')`` the token
+    changes at most once as ``lambda`` increases, from a ``D`` token (``p_i < r``) to an ``I``
+    token (``p_i > r``).
     """
     p = to_float64(as_distributions(p_i, name="p_i", min_ndim=1))
     rr = to_float64(as_distributions(r, name="r", min_ndim=1))
     if p.ndim != 1 or rr.shape != p.shape:
         raise ValueError(f"p_i and r must be vectors of the same length, got shapes {p.shape} and {rr.shape}")
-    x = float(x)
+    x = float(share)
     if not 0.0 <= x <= 1.0:
-        raise ValueError(f"share x must lie in [0, 1], got {x}")
-    uu, vv = _uniform(u, "u"), _uniform(v, "v")
+        raise ValueError(f"share must lie in [0, 1], got {x}")
+    uu, vv = _uniform(u, "u"), _uniform(u_prime, "u_prime")
     if uu.shape != vv.shape:
-        raise ValueError(f"u and v must have the same shape, got {uu.shape} and {vv.shape}")
+        raise ValueError(f"u and u_prime must have the same shape, got {uu.shape} and {vv.shape}")
     scalar = uu.ndim == 0
 
     D = p < rr
@@ -197,7 +198,7 @@ def _switch_bids(q_at: Any, bid: float, tokens: np.ndarray, offsets: np.ndarray,
 
 def _gaining_tokens(q_at: Any, bid: float, s_star: np.ndarray, q0: np.ndarray, qb: np.ndarray, v: np.ndarray,
                     tol: float) -> np.ndarray:
-    """The gaining token of each switched draw: chosen by ``v`` with probabilities proportional to
+    """The gaining token of each switched draw: chosen by ``v`` (the draws' ``u'``) with probabilities proportional to
     ``dq_t/ds`` at ``s*`` (central difference) over the tokens that gain."""
     h = max(1e-6 * bid, 10 * tol)
     rate = np.clip(q_at(np.minimum(s_star + h, bid)) - q_at(np.maximum(s_star - h, 0.0)), 0.0, None)
@@ -214,7 +215,7 @@ def stable_sample(
     agent: int,
     rule: RuleLike,
     u: ArrayLike,
-    v: ArrayLike,
+    u_prime: ArrayLike,
     *,
     tol: float = 1e-10,
     n_check: int = 65,
@@ -226,12 +227,12 @@ def stable_sample(
     probability at bid ``b`` first.  ``u`` in the slot of ``d`` at offset ``o`` keeps ``d``
     while ``q_d(s) > o``; the switch bid ``s* = inf{s : q_d(s) <= o}`` is found by bisection
     (to ``tol``), vectorized over draws.  A switched draw moves to the gaining token chosen
-    by ``v`` with probabilities proportional to ``dq_t/ds`` at ``s*`` (central difference),
+    by ``u_prime`` with probabilities proportional to ``dq_t/ds`` at ``s*`` (central difference),
     so the marginals are ``q(b)`` up to discretization (exact when one token gains).
 
     Raises :class:`~.monotonicity.NotMonotoneError` if the rule is not monotone for
     ``agent`` along ``n_check`` bids in ``[0, b]``.  ``dists (n, V)``, ``bids (n,)``;
-    ``u``, ``v`` scalars or arrays of the same shape.
+    ``u``, ``u_prime``: the uniforms ``u, u'``, scalars or arrays of the same shape.
     """
     A = get_rule(rule)
     d, b, scale = dists_and_scaled_bids(dists, bids) if rule_name(A) is not None else (*dists_and_bids(dists, bids), 1.0)
@@ -240,9 +241,9 @@ def stable_sample(
     dn, bn, scale = to_float64(d), to_float64(b), float(np.reshape(scale, ()))
     agent = check_agent(agent, dn.shape[0])
     atol = order_atol(dn) if atol is None else atol
-    uu, vv = _uniform(u, "u"), _uniform(v, "v")
+    uu, vv = _uniform(u, "u"), _uniform(u_prime, "u_prime")
     if uu.shape != vv.shape:
-        raise ValueError(f"u and v must have the same shape, got {uu.shape} and {vv.shape}")
+        raise ValueError(f"u and u_prime must have the same shape, got {uu.shape} and {vv.shape}")
     scalar = uu.ndim == 0
     uf, vf = uu.reshape(-1), vv.reshape(-1)
     bi = float(bn[agent])
@@ -296,9 +297,9 @@ def uniforms(rng: Rng, size: int) -> np.ndarray:
 def stable_step(dists: ArrayLike, bids: ArrayLike, agent: int, rule: RuleLike = "linear", rng: Rng = None) -> StableDraw:
     """One stable-sampling decoding step for ``agent`` (notebooks/theory.md §4).
 
-    Draws ``u, v`` from ``rng`` and returns a :class:`StableDraw` of Python scalars.
+    Draws ``u, u'`` from ``rng`` and returns a :class:`StableDraw` of Python scalars.
     Linear: the exact construction of :func:`stable_sample_linear` with ``r`` the others'
-    aggregate and ``x = b / (b + B_{-i})``; other rules: :func:`stable_sample` (bisection;
+    aggregate and the share ``lambda = b / (b + B_{-i})``; other rules: :func:`stable_sample` (bisection;
     raises :class:`~.monotonicity.NotMonotoneError` when not monotone).  With no other
     positive bid the token is drawn from ``q`` and nothing is paid.
     """
@@ -341,9 +342,10 @@ def joint_stable_step(dists: ArrayLike, bids: ArrayLike, rng: Rng = None) -> Joi
     Agent 1's stable coupling (slots of width ``p_2``, agent 1's losing tokens first) is stable for
     agent 2 as well: agent 2's bid path is the same segment between ``p_1`` and ``p_2``, walked the
     other way, and along it the token switches at most once, from a token agent 2 loses to one it
-    gains.  With ``x = b_1 / (b_1 + b_2)`` and the draw's switch level ``x*``: agent 1 pays its
-    critical bid ``b_2 x* / (1 - x*)`` when ``x >= x*`` (its bid moved the token to its side);
-    agent 2 pays ``b_1 (1 - x*) / x*`` when ``x < x* <= 1`` (its bid kept the token on its side).
+    gains.  With ``lambda = b_1 / (b_1 + b_2)`` and the draw's switch level ``lambda*``: agent 1 pays
+    its critical bid ``b_2 lambda* / (1 - lambda*)`` when ``lambda >= lambda*`` (its bid moved the
+    token to its side); agent 2 pays ``b_1 (1 - lambda*) / lambda*`` when ``lambda < lambda* <= 1``
+    (its bid kept the token on its side).
     Each agent's expected payment is ``TV(p_1, p_2)`` times its Myerson payment.  With one
     bidder, nobody's bid changes the token: the draw is from that bidder's distribution and
     nothing is paid.  ``dists (2, V)``, ``bids (2,)``.
@@ -386,11 +388,15 @@ def exponential_clock(bids: ArrayLike, rng: Rng = None, *, size: int | tuple[int
     critical bid, so its expected payment equals the Myerson payment
     ``B ln(1 + b/B) - b B / (b + B)`` *without* the TV factor: it pays even when
     the token would have been the same.  ``bids (n,)``; ``size`` draws many
-    clocks at once (arrays of shape ``size``).
+    clocks at once (arrays of shape ``size``).  Scale-free like the other rules: the bids are
+    divided by the largest one first and the payments multiplied back (the winner's critical bid
+    never exceeds its own bid), so bids near the float64 limit neither overflow nor lose the draw.
     """
-    b = to_float64(as_bids(bids))
-    if b.ndim != 1:
-        raise ValueError(f"bids must be a vector (n,), got shape {b.shape}")
+    b64 = to_float64(as_bids(bids))
+    if b64.ndim != 1:
+        raise ValueError(f"bids must be a vector (n,), got shape {b64.shape}")
+    b, scale = scale_bids(b64)
+    scale = float(scale[0])
     n = b.shape[0]
     shape = () if size is None else ((size,) if isinstance(size, int) else tuple(size))
     m = int(np.prod(shape)) if shape else 1
@@ -401,7 +407,7 @@ def exponential_clock(bids: ArrayLike, rng: Rng = None, *, size: int | tuple[int
     others = score.copy()
     others[np.arange(m), win] = -np.inf
     second = others.max(-1) if n > 1 else np.zeros(m)
-    pay = e[np.arange(m), win] * np.maximum(second, 0.0)
+    pay = np.minimum(e[np.arange(m), win] * np.maximum(second, 0.0), b[win]) * scale
     if not shape:
         return ClockDraw(winner=int(win[0]), payment=float(pay[0]))
     return ClockDraw(winner=win.reshape(shape), payment=pay.reshape(shape))

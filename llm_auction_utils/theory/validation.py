@@ -102,10 +102,13 @@ def as_distributions(
 
     Checks: ``ndim >= min_ndim`` (2 for agents' distributions ``(..., n, V)``), a
     non-empty last axis, finite and non-negative entries, and every row summing to 1
-    within ``atol``.  The check runs in the array's own backend (no host copy of a
-    large tensor) unless it fails.
+    within ``atol`` (at least ``1e-2`` for half-precision tensors, whose entries are rounded to
+    about three significant digits).  The check runs in the array's own backend (no host copy
+    of a large tensor) unless it fails.
     """
     a = as_array(dists, name=name)
+    if is_torch(a) and a.dtype in (torch.float16, torch.bfloat16):
+        atol = max(atol, 1e-2)
     if a.ndim < min_ndim:
         shape_hint = "(n_agents, vocab_size)" if min_ndim >= 2 else "(vocab_size,)"
         raise ValueError(f"{name} must have at least {min_ndim} dimensions {shape_hint}, got shape {tuple(a.shape)}")
@@ -115,7 +118,7 @@ def as_distributions(
         return a
     # row sums are finite iff all entries are (entries being checked >= 0 too)
     if is_torch(a):
-        sums = a.sum(-1)
+        sums = a.sum(-1, dtype=torch.float32) if a.dtype in (torch.float16, torch.bfloat16) else a.sum(-1)
         ok = bool(torch.stack([torch.isfinite(sums).all(), ((sums - 1.0).abs() <= atol).all(), a.amin() >= 0]).all())
     else:
         sums = a.sum(axis=-1)

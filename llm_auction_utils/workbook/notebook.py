@@ -37,6 +37,7 @@ __all__ = [
     "current_notebook",
     "data_path",
     "figures_dir",
+    "format_estimate",
     "headless",
     "progress",
     "read_records",
@@ -283,6 +284,27 @@ stored outputs hold no half-finished bar and nbval has nothing to compare."""
 def headless() -> bool:
     """True when the notebook runs under the main job or the test command (``LLM_AUCTION_HEADLESS=1``)."""
     return os.environ.get(HEADLESS_ENV, "") not in ("", "0")
+
+
+def format_estimate(estimate: Any, standard_error: Any) -> Any:
+    """A Monte Carlo estimate as text, to the precision its standard error allows (CONTRIBUTING.md).
+
+    The last printed decimal is the first one whose unit is at least the standard error, so no digit
+    finer than the error is shown: ``format_estimate(0.21234, 0.0006)`` is ``"0.212"``,
+    ``format_estimate(0.0112, 0.0001)`` is ``"0.0112"``.  A standard error of 0 (an estimate without
+    spread, such as a frequency of 0) prints the value as it is (``"0"``).  Broadcasts; returns a ``str``
+    for scalars, else a numpy array of ``str`` (ready for a table column).
+    """
+    import numpy as np
+
+    est, se = np.broadcast_arrays(np.asarray(estimate, dtype=float), np.asarray(standard_error, dtype=float))
+    if not (np.isfinite(est).all() and np.isfinite(se).all() and (se >= 0).all()):
+        raise ValueError("estimate and standard_error must be finite, standard_error >= 0")
+    decimals = (-np.ceil(np.log10(np.where(se > 0, se, 1.0)) - 1e-12)).clip(0, 12).astype(int)
+    text = np.array([f"{round(float(e), int(d)) + 0.0:.{d}f}" if s > 0 else f"{float(e) + 0.0:g}"
+                     for e, s, d in zip(est.ravel(), se.ravel(), decimals.ravel())])
+    text = text.reshape(est.shape)
+    return str(text) if text.ndim == 0 else text
 
 
 def progress(iterable: Any = None, **kwargs: Any) -> Any:

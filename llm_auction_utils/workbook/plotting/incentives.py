@@ -7,22 +7,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ...theory.incentives import RELATIONS, pair_relations
 from ...theory.preferences import token_excess
 
-__all__ = ["pair_relations", "plot_bid_paths", "plot_pair_constraints", "plot_payments_and_improvements"]
+__all__ = ["plot_bid_paths", "plot_pair_constraints", "plot_payments_and_improvements"]
 
-STEP_KINDS = ("unchanged", "strict improvement", "not preferred")
-"""Codes 0, 1, 2 of :func:`pair_relations`."""
-
-_KIND_COLORS = ("0.85", "#2a9d8f", "#d62828")
-
-
-def pair_relations(qs: np.ndarray, p_i: np.ndarray, atol: float) -> np.ndarray:
-    """``R[k, l]`` for every pair of path points: 0 unchanged (``q_l = q_k``), 1 strict improvement
-    (``q_l >_i q_k``), 2 not preferred (``q_l`` outside the intervals between ``q_k`` and ``p_i``)."""
-    excess = token_excess(qs[None, :, :], qs[:, None, :], p_i[None, None, :]).max(-1)
-    moved = np.abs(qs[None, :, :] - qs[:, None, :]).max(-1) > atol
-    return np.where(excess > atol, 2, np.where(moved, 1, 0))
+_KIND_COLORS = ("0.85", "#2a9d8f", "#f4a261", "#d62828")
+"""Colours of the codes 0-3 of :func:`~llm_auction_utils.theory.incentives.pair_relations`: unchanged,
+strictly better, incomparable, strictly worse."""
 
 
 def plot_bid_paths(
@@ -59,7 +51,8 @@ def plot_payments_and_improvements(
     grid: np.ndarray, curves: Mapping[str, tuple[np.ndarray, np.ndarray]], p_i: np.ndarray, atol: float
 ) -> Any:
     """Per rule, the critical-bid payment ``z(b)`` (top) over a strip that classifies every grid step
-    ``b_k -> b_{k+1}``: strict improvement, unchanged, or not preferred (bottom).
+    ``b_k -> b_{k+1}`` by :func:`~llm_auction_utils.theory.incentives.pair_relations`: unchanged, strictly
+    better, incomparable or strictly worse (bottom).
     ``curves[name] = (z (G,), qs (G, V))``."""
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
@@ -74,14 +67,14 @@ def plot_payments_and_improvements(
         ax, strip = axes[0, j], axes[1, j]
         ax.plot(grid, z, color="C0", lw=2)
         ax.set_title(name, fontsize=11)
-        strip.pcolormesh(grid, [0, 1], steps[None, :], cmap=cmap, vmin=-0.5, vmax=2.5, shading="flat",
+        strip.pcolormesh(grid, [0, 1], steps[None, :], cmap=cmap, vmin=-0.5, vmax=3.5, shading="flat",
                            rasterized=True)
         strip.set(yticks=[], xlabel="agent 1's bid b")
         strip.grid(False)
     axes[0, 0].set_ylabel("critical-bid payment z(b)")
     axes[1, 0].set_ylabel("step", rotation=0, ha="right", va="center")
-    legend = [Patch(color=c, label=f"step b_k -> b_k+1: {k}") for c, k in zip(_KIND_COLORS, STEP_KINDS)]
-    fig.legend(handles=legend, loc="lower center", ncol=3, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.1))
+    legend = [Patch(color=c, label=f"q(b_k+1) {k}") for c, k in zip(_KIND_COLORS, RELATIONS)]
+    fig.legend(handles=legend, loc="lower center", ncol=4, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.1))
     fig.suptitle("Critical-bid payment along agent 1's bid, over the kind of each grid step", y=1.0)
     return fig
 
@@ -90,30 +83,35 @@ def plot_pair_constraints(
     grid: np.ndarray, paths: Mapping[str, np.ndarray], p_i: np.ndarray, atol: float,
     chains: Mapping[str, Sequence[tuple[int, int, str]]] | None = None,
 ) -> Any:
-    """Per rule, every pair of bids ``b < b'`` of agent 1 coloured by what payment monotonicity demands:
-    ``z(b') > z(b)`` on strict improvements, ``z(b') = z(b)`` on the others (unchanged, or not preferred:
-    there consistent aggregation fails).  ``chains`` marks the pairs of a contradiction (circles)."""
+    """Per rule, every pair of bids ``b < b'`` of agent 1 coloured by how agent 1 ranks ``q(b')`` against
+    ``q(b)``, which is what payment monotonicity demands of the payments: ``z(b') > z(b)`` where strictly
+    better, ``z(b') = z(b)`` where unchanged or incomparable (and there consistent aggregation fails),
+    ``z(b) > z(b')`` where strictly worse (impossible for a non-decreasing ``z``).  ``chains`` marks the
+    pairs of a certificate (circles); the axes leave room around the grid so that no circle is cut."""
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    fig, axes = plt.subplots(1, len(paths), figsize=(5.4 * len(paths), 5), squeeze=False)
+    fig, axes = plt.subplots(1, len(paths), figsize=(5.4 * len(paths), 5.2), squeeze=False)
     step = grid[1] - grid[0]
     edges = np.r_[grid - step / 2, grid[-1] + step / 2]
+    pad = 0.04 * (grid[-1] - grid[0])
     for ax, (name, qs) in zip(axes[0], paths.items()):
         rel = pair_relations(qs, p_i, atol).astype(float)
         upper = np.triu(np.ones_like(rel, dtype=bool), 1)
         ax.pcolormesh(edges, edges, np.where(upper, rel, np.nan).T, cmap=ListedColormap(_KIND_COLORS),
-                      vmin=-0.5, vmax=2.5, shading="flat", rasterized=True)
+                      vmin=-0.5, vmax=3.5, shading="flat", rasterized=True)
         for k, l, _ in (chains or {}).get(name, ()):
-            ax.plot(grid[k], grid[l], "o", ms=11, mfc="none", mec="black", mew=2, clip_on=False, zorder=5)
-        n_strict, n_bad = int((rel[upper] == 1).sum()), int((rel[upper] == 2).sum())
-        ax.set_title(f"{name}: {n_strict} strict, {n_bad} not preferred\nof {int(upper.sum())} pairs", fontsize=11)
-        ax.set(xlabel="lower bid b", ylabel="higher bid b'", aspect="equal")
+            ax.plot(grid[k], grid[l], "o", ms=11, mfc="none", mec="black", mew=2, zorder=5)
+        counts = [int((rel[upper] == code).sum()) for code in (1, 2, 3)]
+        ax.set_title(f"{name}: of {int(upper.sum())} pairs, {counts[0]} better,\n"
+                     f"{counts[1]} incomparable, {counts[2]} worse", fontsize=11)
+        ax.set(xlabel="lower bid b", ylabel="higher bid b'", aspect="equal",
+               xlim=(edges[0] - pad, edges[-1] + pad), ylim=(edges[0] - pad, edges[-1] + pad))
         ax.grid(False)
-    legend = [Patch(color=_KIND_COLORS[1], label="q(b') strictly preferred: z(b') > z(b)"),
-              Patch(color=_KIND_COLORS[2], label="q(b') not preferred: z(b') = z(b)"),
-              Patch(color=_KIND_COLORS[0], label="q(b') = q(b): z(b') = z(b)")]
-    fig.legend(handles=legend, loc="lower center", ncol=3, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.04))
+    labels = ["q(b') = q(b): z(b') = z(b)", "q(b') strictly better: z(b') > z(b)",
+              "incomparable: z(b') = z(b)", "q(b') strictly worse: z(b) > z(b'), impossible"]
+    legend = [Patch(color=c, label=t) for c, t in zip(_KIND_COLORS, labels)]
+    fig.legend(handles=legend, loc="lower center", ncol=2, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.08))
     fig.suptitle("What payment monotonicity demands of every pair of agent 1's bids", y=1.0)
     return fig

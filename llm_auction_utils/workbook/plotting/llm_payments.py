@@ -200,8 +200,9 @@ def plot_loglinear_steps(
 ) -> Any:
     """One log-linear creative step by step, arrays ``(steps, n)``.  Top: the worst violation of the
     coordinatewise order along each agent's bid path (log scale; the dashed line is the tolerance).
-    Violations below a tenth of the tolerance are drawn on the axis floor.  Bottom: each agent's
-    KL-preference payment for the token.  Returns the figure."""
+    Violations below a tenth of the tolerance (0 included) are not drawn as values: an open triangle
+    on the axis floor marks them, labelled as a bound.  Bottom: each agent's KL-preference payment for
+    the token.  Returns the figure."""
     import matplotlib.pyplot as plt
 
     xs = np.arange(len(tokens))
@@ -210,12 +211,16 @@ def plot_loglinear_steps(
     floor = tolerance / 10
     for i, name in enumerate(names):
         off = (i - (len(names) - 1) / 2) * width
-        top.plot(xs + off, np.maximum(round_sig(worst[:, i]), floor), "o", color=f"C{i}", ms=7, label=name)
+        w = round_sig(worst[:, i])
+        low = w < floor
+        top.plot((xs + off)[~low], w[~low], "o", color=f"C{i}", ms=7, label=name)
+        top.plot((xs + off)[low], np.full(int(low.sum()), floor), "v", mfc="none", mec=f"C{i}", mew=1.5, ms=7)
         bottom.bar(xs + off, round_sig(kl_payment[:, i]), width, color=f"C{i}", label=name)
+    top.plot([], [], "v", mfc="none", mec="0.3", mew=1.5, ms=7, label=f"below {floor:g} (not drawn to scale)")
     top.axhline(tolerance, color="C3", ls="--", lw=1.5, label=f"tolerance {tolerance:g}")
-    top.set(yscale="log", ylim=(floor / 2, None), ylabel="worst violation\nof the order",
+    top.set(yscale="log", ylim=(floor / 2, 30 * max(float(np.max(worst)), tolerance)), ylabel="worst violation\nof the order",
             title="Raising a bid moves q the wrong way (coordinatewise order of §2)")
-    top.legend(fontsize=9, ncol=len(names) + 1)
+    top.legend(fontsize=9, ncol=len(names) + 2, loc="upper right")
     bottom.set(ylabel="KL-preference payment", title="Yet the KL-preference payment is defined at every step (§4.7)")
     bottom.set_xticks(xs, _labels(tokens), rotation=60, ha="right", fontsize=9)
     fig.tight_layout()

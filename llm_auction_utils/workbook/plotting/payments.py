@@ -55,7 +55,7 @@ def plot_stable_construction(
     others_bid: float, u: np.ndarray, switch_level: np.ndarray, switched: np.ndarray,
 ) -> Any:
     """Top: the slots of width ``r_{-i}(t)`` on [0, 1), losing tokens first, the switched part of each losing
-    slot hatched at the agent's ``share``.  Bottom: the switch level ``x*(u)`` (right axis: the critical bid
+    slot hatched at the agent's ``share``.  Bottom: the switch level ``lambda*(u)`` (right axis: the critical bid
     ``b*``), and the ``u`` whose token has switched at that share."""
     import matplotlib.pyplot as plt
 
@@ -68,15 +68,15 @@ def plot_stable_construction(
             ax.barh(0, r[tok] - q[tok], left=st + q[tok], color="none", edgecolor="black", hatch="///", height=0.8, lw=0)
         ax.text(st + r[tok] / 2, 0, f"{tokens[tok]}\n{'D' if losing[tok] else 'I'}", ha="center", va="center",
                 fontsize=10, color="white", fontweight="bold")
-    ax.set(yticks=[], title=f"Slots of width $r_{{-1}}(t)$, losing tokens (D) first; hatched: switched at share x = {share:.3f}")
+    ax.set(yticks=[], title=f"Slots of width $r_{{-1}}(t)$, losing tokens (D) first; hatched: switched at share $\\lambda$ = {share:.3f}")
     x_star = np.ma.masked_invalid(np.where(switch_level <= 1.0, switch_level, np.inf))
-    ax2.plot(u, x_star, color="C0", lw=2, label="switch level $x^*(u)$ (in D slots, when $\\leq 1$)")
-    ax2.axhline(share, color="0.15", ls="--", label=f"agent 1's share x = {share:.3f} (bid {bid:g})")
+    ax2.plot(u, x_star, color="C0", lw=2, label="switch level $\\lambda^*(u)$ (in D slots, when $\\leq 1$)")
+    ax2.axhline(share, color="0.15", ls="--", label=f"agent 1's share $\\lambda$ = {share:.3f} (bid {bid:g})")
     ax2.fill_between(u, 0, 1, where=switched, facecolor="0.85", edgecolor="0.3", hatch="///", lw=0,
                      label="token switched at this bid")
     for st in starts[1:]:
         ax2.axvline(st, color="0.7", lw=0.8)
-    ax2.set(xlabel="u", ylabel="switch level $x^*$", ylim=(0, 1), xlim=(0, 1))
+    ax2.set(xlabel="u", ylabel="switch level $\\lambda^*$", ylim=(0, 1), xlim=(0, 1))
     secax = ax2.secondary_yaxis("right", functions=(lambda xx: others_bid * xx / np.clip(1 - xx, 1e-9, None),
                                                     lambda bb: bb / (bb + others_bid)))
     secax.set_ylabel("critical bid $b^*$")
@@ -91,7 +91,7 @@ def plot_stable_paths(
     bid: float, switched_mass: np.ndarray, ecdf: np.ndarray, tv: float, n_draws: int,
 ) -> Any:
     """Left: the token along agent 1's bid for fixed draws ``(u, u')`` (``tokens_along (G, draws)``, one row per
-    draw, with its critical bid).  Right: the switched mass ``x(s) TV(p_1, r_{-1})`` and the Monte-Carlo
+    draw, with its critical bid).  Right: the switched mass ``T(s) = x(s) TV(p_1, r_{-1})`` and the Monte-Carlo
     distribution function of the critical bids, ``ecdf`` on the same grid."""
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap

@@ -5,6 +5,9 @@ corners ``E_1`` (left), ``E_2`` (top), ``E_3`` (right) of an equilateral triangl
 masses on the three tokens (notebooks/theory.md §2 pictures).
 
 - :func:`draw_simplex`, :func:`simplex_xy` -- the triangle and the map to the plane;
+- :func:`plot_preference_box` -- the coordinatewise order of one agent: each token's interval
+  between ``q(t)`` and ``p_i(t)`` (the box) and the box cut by the simplex (notebook 02, section 1;
+  the theory chapter's §2 figure);
 - :func:`plot_simplex_bid_paths` -- one agent's bid path under several rules, with its
   preferred region at bid 0 (notebook 02, section 2);
 - :func:`plot_share_sweep` -- two agents, the first agent's share from 0 to 1: the paths on the
@@ -19,7 +22,8 @@ import numpy as np
 
 from llm_auction_utils.theory.preferences import preferred_region_vertices, violation_amount
 
-__all__ = ["SIMPLEX_CORNERS", "draw_simplex", "plot_share_sweep", "plot_simplex_bid_paths", "simplex_xy"]
+__all__ = ["SIMPLEX_CORNERS", "draw_simplex", "plot_preference_box", "plot_share_sweep", "plot_simplex_bid_paths",
+           "simplex_xy"]
 
 SIMPLEX_CORNERS = np.array([[0.0, 0.0], [0.5, np.sqrt(3) / 2], [1.0, 0.0]])
 """Plane coordinates of the point masses on the first (left), second (top) and third (right) token."""
@@ -60,6 +64,50 @@ def _mark_bids(ax: Any, xy: np.ndarray, bid_grid: np.ndarray, marks: Sequence[fl
         ax.plot(*xy[k], "o", color="C0", ms=4)
         ax.annotate(f"b₁={b:g}", xy[k], xytext=(7 * side, -3), textcoords="offset points", fontsize=8, color="C0",
                     ha="left" if side > 0 else "right")
+
+
+def plot_preference_box(
+    p_i: np.ndarray, q: np.ndarray, candidates: Mapping[str, Sequence[float]], *,
+    labels: Sequence[str] = ("token a", "token b", "token c"),
+) -> Any:
+    """Agent ``i``'s order at outcome ``q`` on 3 tokens (notebooks/theory.md §2).  Left: per token the
+    interval between ``q(t)`` and ``p_i(t)`` (the box), with ``q``, ``p_i`` and each candidate ``q'``
+    (filled marker inside its interval, open marker outside).  Right: the box cut by the simplex (the
+    outcomes agent ``i`` weakly prefers to ``q``), the segment from ``q`` to ``p_i`` and the candidates.
+    Returns the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Polygon
+
+    p, q0 = np.asarray(p_i, dtype=float), np.asarray(q, dtype=float)
+    cand = {k: np.asarray(v, dtype=float) for k, v in candidates.items()}
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12.5, 5.2), gridspec_kw={"width_ratios": [1, 1.1]})
+    lo, hi = np.minimum(q0, p), np.maximum(q0, p)
+    ax.bar(np.arange(3), hi - lo, bottom=lo, width=0.5, color="C2", alpha=0.3, label="interval [q(t), p_i(t)]")
+    ax.plot(np.arange(3), q0, "X", color="black", ms=10, label="q (current outcome)")
+    ax.plot(np.arange(3), p, "*", color="C3", ms=14, label="p_i (agent i)")
+    markers = "osD^v"
+    for k, (name, c) in enumerate(cand.items()):
+        x = np.arange(3) + 0.12 * (k - (len(cand) - 1) / 2)
+        inside = (c >= lo - 1e-12) & (c <= hi + 1e-12)
+        ax.scatter([], [], marker=markers[k], color=f"C{k + 4}", s=45, label=f"q' = {name}")
+        ax.scatter(x[inside], c[inside], marker=markers[k], color=f"C{k + 4}", s=45, zorder=4)
+        ax.scatter(x[~inside], c[~inside], marker=markers[k], facecolors="none", edgecolors=f"C{k + 4}", s=45,
+                   linewidths=1.5, zorder=4)
+    ax.set(xticks=range(3), xticklabels=list(labels), ylabel="probability", ylim=(0, 1), xlim=(-0.5, 2.5),
+           title="The box: every token moves toward p_i(t), never past it")
+    ax.scatter([], [], marker="o", facecolors="none", edgecolors="0.3", s=45, label="open marker: outside the interval")
+    ax.legend(loc="upper right", fontsize=8.5)
+    draw_simplex(ax2, "The box cut by the simplex: what agent i weakly prefers to q", labels)
+    ax2.add_patch(Polygon(simplex_xy(preferred_region_vertices(q0, p)), closed=True, facecolor="C2", alpha=0.3,
+                          edgecolor="C2", lw=1.5, label=r"$q'$ with $q' \succeq_i q$"))
+    ax2.plot(*simplex_xy(np.stack([q0, p])).T, "--", color="0.3", lw=1.2, label="segment from q to p_i")
+    ax2.plot(*simplex_xy(q0), "X", color="black", ms=10)
+    ax2.plot(*simplex_xy(p), "*", color="C3", ms=14)
+    for k, (name, c) in enumerate(cand.items()):
+        ax2.plot(*simplex_xy(c), markers[k], color=f"C{k + 4}", ms=8)
+    ax2.legend(loc="upper right", fontsize=8.5)
+    fig.tight_layout()
+    return fig
 
 
 def plot_simplex_bid_paths(
@@ -114,9 +162,9 @@ def plot_share_sweep(
     """Two agents on 3 tokens, agent 1's share ``λ₁`` running over ``shares``; ``curves[rule]`` is the
     aggregate along it, shape ``(len(shares), 3)``.  Left: the paths on the simplex with agent 1's
     preferred region at ``region_from`` (default ``dists[1]``, the aggregate at ``λ₁ = 0``); right: each
-    token's probability against ``λ₁``, the agents' common value of a token they agree on as a dotted
-    line (in the legend, off the curves); the log-linear aggregate at the share nearest ``mark`` as a
-    dot on both panels, its value in the legend.  Returns the figure."""
+    token's probability against ``λ₁``, the agents' common value of a token they agree on as a wide
+    grey band under the curves (so that a curve lying on it stays visible); the log-linear aggregate
+    at the share nearest ``mark`` as a dot on both panels, its value in the legend.  Returns the figure."""
     import matplotlib.pyplot as plt
 
     start = dists[1] if region_from is None else region_from
@@ -140,7 +188,7 @@ def plot_share_sweep(
         ax2.plot(np.full(3, shares[k]), qs[k], "o", color="crimson", ms=6, label=label)
     agree = [t for t in range(3) if np.isclose(dists[0, t], dists[1, t])]
     for t in agree:
-        ax2.axhline(dists[0, t], color="0.25", lw=1.5, ls=":", zorder=5,
+        ax2.axhline(dists[0, t], color="0.6", lw=7, alpha=0.35, zorder=1, solid_capstyle="butt",
                     label=f"p1({labels[t]}) = p2({labels[t]}) = {dists[0, t]:g}")
     ax1.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8.5, frameon=False)
     ax2.set(xlabel="agent 1's bid share λ₁ = b₁ / (b₁ + b₂)", ylabel="probability", ylim=(0, 1), xlim=(0, 1),
