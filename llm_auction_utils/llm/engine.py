@@ -179,8 +179,8 @@ def _check_sampler(sampler: str, greedy: bool, top_k: Any, top_p: Any, stable_ag
     if sampler == "joint":
         if len(names) != 2 or rule_name(get_rule(rule)) != "linear":
             raise ValueError("sampler='joint' realizes every agent's critical-bid payment at once for two agents "
-                             "and the linear rule only (no such coupling is known for n >= 3; see the theory "
-                             "chapter §4); use sampler='stable' with one stable_agent")
+                             "and the linear rule only (for n >= 3 no coupling is stable for every agent in "
+                             "general: theory chapter §4.8); use sampler='stable' with one stable_agent")
         if stable_agent is not None:
             raise ValueError("stable_agent is only used with sampler='stable'")
         return None
