@@ -339,3 +339,51 @@ def test_length_buckets_cover_every_row_once():
         assert longest == sorted(longest)  # buckets by length
         padded = sum(len(b) * m for b, m in zip(buckets, longest)) + 64 * len(buckets)
         assert padded <= len(lengths) * max(lengths) + 64  # never worse than one batch
+
+
+# =========================================================================== half precision on a CPU
+
+
+def test_grouped_attention_equals_sdpa_in_float32_with_padding(tiny_model):
+    """The half-precision attention (registered for bfloat16 models on a CPU) computes the same
+    attention as ``transformers``' sdpa: run in float32 on padded rows, the logits agree."""
+    from llm_auction_utils.llm.models import HALF_PRECISION_ATTENTION, _half_precision_on_cpu, tiny_random_model
+
+    lm = tiny_random_model(seed=2)
+    hawaii = load_scenario("hawaii")
+    enc = lm.tokenizer([hawaii.prompts[0], hawaii.prompts[1][:200]], return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        reference = lm.model(**enc).logits
+        _half_precision_on_cpu(lm.model)
+        assert lm.model.config._attn_implementation == HALF_PRECISION_ATTENTION
+        grouped = lm.model(**enc).logits
+    real = enc["attention_mask"].bool()
+    assert float((grouped - reference)[real].abs().max()) < 1e-4
+
+
+def test_bfloat16_on_a_cpu_runs_the_engine():
+    """A bfloat16 model on the CPU attends in the grouped way, and the engine's distributions stay
+    valid (float32 after the model; no NaN)."""
+    from llm_auction_utils.llm.models import HALF_PRECISION_ATTENTION, tiny_random_model
+
+    lm = tiny_random_model(dtype="bfloat16")
+    assert lm.dtype == torch.bfloat16 and lm.model.config._attn_implementation == HALF_PRECISION_ATTENTION
+    prompts, names = _prompts()
+    seen: list[torch.Tensor] = []
+    tr = run_auction(prompts, [1.0, 1.0], model=lm, names=names, seed=0, max_new_tokens=5,
+                     on_step=lambda s: seen.append(s.dists.clone()))
+    assert tr.n_tokens == 5 and all(d.dtype == torch.float32 for d in seen)
+    assert all(float((d.sum(-1) - 1).abs().max()) < 1e-5 for d in seen)
+    _no_nan(tr)
+
+
+def test_auto_dtype_takes_bfloat16_only_where_the_device_computes_it(monkeypatch):
+    from llm_auction_utils.llm.models import resolve_dtype
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert resolve_dtype("auto", "cpu") == torch.bfloat16
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    assert resolve_dtype("float32", "cpu") == torch.float32
+    with pytest.raises(ValueError, match="'auto'"):
+        resolve_dtype("half-ish")

@@ -265,6 +265,8 @@ def test_reference_prompt_is_brand_free_few_shot():
     assert text.endswith("\n\nQuery: Where to eat in NYC?\nAnswer:\n")
     assert "Answer:\nTrail mix" in text
     assert text.count("Query:") == len(gd.STUDY_EXAMPLES) + 1
+    # every example ad opens with its brand's name (the design that makes an advertiser's agent name it)
+    assert all(ex.ad.startswith(ex.brand) for ex in gd.STUDY_EXAMPLES if isinstance(ex, gd.AdExample))
     with pytest.raises(ValueError, match="query must be non-empty"):
         gd.reference_prompt(" \n ")
 
@@ -292,6 +294,35 @@ def test_study_scenario_fields(data):
         gd.study_scenario(item, bids=[1, 1, 1])
 
 
+def test_judge_prompt_is_read_by_no_other_agent():
+    judge = gd.judge_prompt("Where to eat\nin NYC? ")
+    assert judge.endswith("Question: Where to eat in NYC?\nReply:\n")
+    others = [gd.reference_prompt("x"), gd.study_advertiser_prompt("x", "Hilton", "a hotel chain")]
+    assert all(ex.answer not in o for ex in gd.JUDGE_EXAMPLES for o in others)  # its own examples
+    assert all(ex.answer in judge for ex in gd.JUDGE_EXAMPLES) and "Query:" not in judge
+    with pytest.raises(ValueError, match="query must be non-empty"):
+        gd.judge_prompt("  ")
+
+
+def test_near_duplicates_by_word_overlap():
+    assert gd.near_duplicates("Give me a 3-day travel plan to Hawaii", "Give me a 3-day travel plan to Hawaii.")
+    assert gd.near_duplicates("Give me a 3-day travel plan to Hawaii", "Give me a 5-day travel plan for hawaii")
+    assert gd.near_duplicates("What are the top 5 luxury hotels in Monaco", "what are the top 5 luxury hotels in monaco ?")
+    assert not gd.near_duplicates("Where to eat in NYC?", "What can I visit on a trip to Hawaii?")
+    assert gd.query_words("A 3-day trip, to Rome!") == frozenset({"a", "3", "day", "trip", "to", "rome"})
+
+
+def test_balanced_order_round_robins_categories_and_moves_duplicates_last():
+    brands = (gd.Brand("A", "a", "u"), gd.Brand("B", "b", "u"))
+    queries = [(0, "Hotels", "Plan a 3 day trip to Paris"), (1, "Hotels", "Plan a 3 day trip to Paris please"),
+               (2, "Hotels", "Best hotel near Times Square"), (3, "Food", "Where to eat in Rome"),
+               (4, "Maps", "How do I get to the station"), (5, "Food", "Good pizza in Naples")]
+    items = [gd.StudyItem(i, q, c, brands) for i, c, q in queries]
+    order = [it.query_id for it in gd.balanced_order(items)]
+    assert order == [0, 3, 4, 2, 5, 1]  # one per category in turn; the near-duplicate 1 at the end
+    assert sorted(order) == list(range(6))
+
+
 # --------------------------------------------------------------------------- the real package
 
 
@@ -311,5 +342,10 @@ def test_real_gembench_package_and_mapping():
     assert len(items) == 86 and len(set(i.query for i in items)) == 86
     assert len(gd.load_study(MAPPING_FILE, files=files, include_weak=False)) == 79
     assert all("\n" not in i.query for i in items)
+    balanced = gd.balanced_order(gd.load_study(MAPPING_FILE, files=files, include_weak=False))
+    first = balanced[:30]  # notebook 09's default: 30 queries, 30 categories, no near-duplicates
+    assert len({i.category for i in first}) >= 8
+    assert max(sum(i.category == c for i in first) for c in {i.category for i in first}) <= 30 // 4
+    assert not any(gd.near_duplicates(a.query, b.query) for j, a in enumerate(first) for b in first[:j])
     q6 = next(i for i in items if i.query_id == 6)
     assert q6.query == "What can I visit on a trip to Hawaii?" and q6.category == "Specialty Travel"

@@ -1,16 +1,14 @@
 """Tests of :mod:`llm_auction_utils.llm.mechanisms` (notebook 09): the closed forms against the
-package's quadratures, the segment baseline, the bootstrap summary, the design's validation, and
-the scoring pass against the engine's own log-probabilities."""
+package's quadratures, the segment baseline, brand mentions, and the scoring pass against the
+engine's own log-probabilities.  The study itself is tested in ``tests/test_study.py``."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from llm_auction_utils.llm import mechanisms as m
-from llm_auction_utils.llm.gembench import Brand, StudyItem
 from llm_auction_utils.theory.payments import expected_critical_payments, kl_preference_payments
 
 
@@ -35,6 +33,11 @@ def test_kl_preference_closed_form_equals_the_quadrature(seed):
     quad = kl_preference_payments(d, b)
     assert torch.allclose(z, torch.as_tensor(quad.payments, dtype=torch.float64), rtol=1e-6, atol=1e-10)
     assert (x >= -1e-12).all() and flagged.dtype == torch.bool
+    # float32 log-probabilities: float32 terms, float64 sums, within 1e-4 of the float64 answer
+    z32, x32, flagged32 = m.kl_preference_closed_form(torch.log(d).float(), b)
+    assert torch.allclose(z32, z, rtol=1e-4, atol=1e-6) and torch.allclose(x32, x, rtol=1e-4, atol=1e-6)
+    assert torch.equal(flagged32, flagged)
+    assert not m.kl_preference_closed_form(torch.log(d), b, flags=False)[2].any()
 
 
 def test_rag_allocation_and_payments():
@@ -55,46 +58,6 @@ def test_rag_allocation_and_payments():
 def test_mentions_counts_full_names_only():
     assert m.mentions("Book at OpenTable or yelp today", ["OpenTable", "Yelp", "Zomato"]) == 2
     assert m.mentions("OpenTables are nice", ["OpenTable"]) == 0
-
-
-def test_bootstrap_summary_brackets_the_mean():
-    rng = np.random.default_rng(0)
-    table = pd.DataFrame({"query_id": np.repeat(np.arange(20), 2), "mechanism": ["a", "b"] * 20, "profile": 0,
-                          "v": rng.normal(size=40)})
-    s = m.bootstrap_summary(table, ["v"], n_boot=500)
-    assert list(s["mechanism"]) == ["a", "b"]
-    assert (s["lo"] <= s["mean"]).all() and (s["mean"] <= s["hi"]).all()
-    assert s.equals(m.bootstrap_summary(table, ["v"], n_boot=500))  # seeded: reproducible
-    with pytest.raises(ValueError, match="n_boot must be an integer >= 100"):
-        m.bootstrap_summary(table, ["v"], n_boot=10)
-
-
-def _item(q: int = 0) -> StudyItem:
-    brands = (Brand("Alpha", "an airline", "a"), Brand("Beta", "a resort", "b"))
-    return StudyItem(q, "Plan a trip to Hawaii", "Travel", brands)
-
-
-def test_design_validation():
-    d = m.StudyDesign([_item()], [(2, 1, 0)])
-    assert d.k == 2 and d.profiles == ((2.0, 1.0, 0.0),)
-    with pytest.raises(ValueError, match="must list 3 bids"):
-        m.StudyDesign([_item()], [(2, 1)])
-    with pytest.raises(ValueError, match="highest bid must be unique"):
-        m.StudyDesign([_item()], [(1, 1, 0)])
-    with pytest.raises(ValueError, match="greedy decoding does not depend on the seed"):
-        m.StudyDesign([_item()], [(2, 1, 0)], seeds=(0, 1))
-    with pytest.raises(TypeError, match="items must be a non-empty sequence of StudyItem"):
-        m.StudyDesign([], [(2, 1, 0)])
-
-
-def test_study_auctions_layout():
-    d = m.StudyDesign([_item(0), _item(1)], [(2, 1, 0), (1, 2, 3)], check_queries=1, kl_check_queries=0)
-    runs = m.study_auctions(d)
-    kinds = [r.kind for r in runs]
-    # per query: 3 solo runs + 2 profiles x (linear, log-linear), and the highest-bid check on the first query
-    assert kinds.count("solo") == 6 and kinds.count("linear") == 4 and kinds.count("highest_bid") == 2
-    solo_ref = [r for r in runs if r.kind == "solo" and r.agent == 2]
-    assert all(r.top_of == (1,) for r in solo_ref)  # the reference tops profile 1
 
 
 @pytest.mark.model

@@ -17,6 +17,9 @@ from llm_auction_utils.workbook import runner
         ("06", "LAMBDA_GRID", "[0, 2]", "LAMBDA_GRID must be a list of at least 2 strictly increasing finite numbers in [0, 1]"),
         ("07", "TEMPERATURE", "-1", "TEMPERATURE must be a finite number > 0, got -1"),
         ("08", "THREE_PROFILES", "[[1, 2]]", "THREE_PROFILES: [1, 2] must list 3 bids >= 0, not all 0"),
+        ("09", "SHARES", "[0.8, 0.2]", "SHARES must be a list of at least 2 strictly increasing finite numbers in (0, 1]"),
+        ("09", "N_QUERIES", "100", "N_QUERIES must be at most 79 (the usable queries), got 100"),
+        ("09", "DTYPE", "int8", "DTYPE must be one of 'auto', 'float32', 'bfloat16', 'float16', got 'int8'"),
     ],
 )
 def test_bad_parameter_is_named(
@@ -26,3 +29,10 @@ def test_bad_parameter_is_named(
     err = capsys.readouterr().err
     assert f"ValueError: {message}" in err
     assert not list(tmp_path.glob("*.ipynb"))        # nothing half-written where results go
+
+
+def test_notebook_09_exposes_its_parameters_to_papermill() -> None:
+    notebook = Path(__file__).resolve().parent.parent / "notebooks" / "09-mechanisms-on-real-queries.ipynb"
+    assert set(runner.notebook_parameters(notebook)) == {
+        "MODEL", "DEVICE", "DTYPE", "SEED", "N_QUERIES", "SHARES", "PLATFORM_WEIGHTS", "GREEDY", "SEEDS", "TEMPERATURE",
+        "MAX_NEW_TOKENS", "N_BOOT", "MAX_ROWS"}

@@ -1,4 +1,5 @@
-"""The figure of notebook 09: one line per mechanism, points per bid profile, clear errors for bad input."""
+"""The figures of notebook 09: response curves and the gain-loss frontier, from the study's
+summaries; clear errors for bad input."""
 
 from __future__ import annotations
 
@@ -6,35 +7,53 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from llm_auction_utils.workbook.plotting.comparison import plot_mechanism_frontier  # noqa: E402
+from llm_auction_utils.llm.study import bid_response, summarize  # noqa: E402
+from llm_auction_utils.workbook.plotting.comparison import plot_bid_response, plot_gain_loss_frontier  # noqa: E402
+
+MECHS = ["linear", "reference"]
 
 
-def _summary() -> pd.DataFrame:
+def _table() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
     rows = []
-    for mech in ("linear", "reference"):
-        for p in range(2):
-            for metric, base in (("relevance", -1.5), ("adv_value", -1.2), ("revenue", 0.8)):
-                m = base + 0.1 * p + (0.2 if mech == "reference" else 0)
-                rows.append({"mechanism": mech, "profile": p, "metric": metric, "mean": m, "lo": m - 0.05, "hi": m + 0.05})
+    for q in range(12):
+        for w in (0.0, 1.0):
+            for lam in (0.2, 0.5, 0.8):
+                for mech in MECHS:
+                    ads = mech == "linear"
+                    rows.append({"query_id": q, "mechanism": mech, "lam": lam, "platform_weight": w, "seed": 0,
+                                 "mention_1": float(ads and lam > 0.4), "mention_2": float(ads and lam < 0.6),
+                                 "gain_1": ads * (lam + 0.1 * rng.normal()), "gain_2": ads * (1 - lam),
+                                 "gain": ads * 0.5, "user_loss": ads * (0.8 - 0.3 * w + 0.1 * rng.normal())})
     return pd.DataFrame(rows)
 
 
-def test_frontier_draws_one_line_per_mechanism():
+def test_bid_response_draws_one_panel_per_metric_and_weight():
     import matplotlib.pyplot as plt
 
-    fig = plot_mechanism_frontier(_summary(), "revenue", profile_labels=["2 / 1 / 0", "2 / 1 / 3"],
-                                  labels={"revenue": "revenue"})
-    ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["linear", "reference"]
-    assert ax.get_ylabel() == "revenue" and ax.get_xlabel() == "relevance"
+    response, _ = bid_response(_table(), n_boot=200)
+    fig = plot_bid_response(response, MECHS)
+    assert len(fig.axes) == 4
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == MECHS
+    assert fig.axes[0].get_title() == "platform weight 0" and fig.axes[1].get_title() == "platform weight 1"
     plt.close(fig)
+    with pytest.raises(ValueError, match="no rows for advertiser 7"):
+        plot_bid_response(response, MECHS, advertiser=7)
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['ci_high'\]"):
+        plot_bid_response(response.drop(columns=["ci_high"]), MECHS)
 
 
-def test_frontier_names_a_missing_metric():
-    with pytest.raises(ValueError, match="no rows for the metric 'kl_ref'"):
-        plot_mechanism_frontier(_summary(), "kl_ref")
-    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['hi'\]"):
-        plot_mechanism_frontier(_summary().drop(columns=["hi"]))
+def test_frontier_has_one_legend_entry_per_mechanism_and_weight():
+    import matplotlib.pyplot as plt
+
+    summary = summarize(_table(), ["gain", "user_loss"], n_boot=200)
+    fig = plot_gain_loss_frontier(summary, MECHS)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [f"{m}, platform weight {w}" for m in MECHS for w in (0, 1)]
+    assert not ax.texts  # nothing drawn next to the points: no overprinting
+    plt.close(fig)

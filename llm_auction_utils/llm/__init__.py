@@ -17,13 +17,17 @@ _EXPORTS = {
     "DEFAULT_MODEL": "models", "LoadedModel": "models", "ModelLoadError": "models", "load_model": "models",
     "TINY_MODEL": "models", "tiny_random_model": "models",
     "Scenario": "scenarios", "ScenarioError": "scenarios", "load_scenario": "scenarios",
+    "names_every_brand": "scenarios", "one_generic_phrase": "scenarios", "without_query_lines": "scenarios",
     "StepInfo": "transcript", "Transcript": "transcript",
     "GEMBENCH_VERSION": "gembench", "REFERENCE_NAME": "gembench", "load_study": "gembench",
     "study_scenario": "gembench",
-    "MECHANISMS": "mechanisms", "PAYMENT_RULES": "mechanisms", "StudyDesign": "mechanisms",
-    "bootstrap_summary": "mechanisms", "highest_bid_check": "mechanisms", "kl_payment_check": "mechanisms",
-    "rag_allocation": "mechanisms", "rag_closed_form": "mechanisms", "rag_payments": "mechanisms",
-    "run_study": "mechanisms", "score_tokens": "mechanisms", "study_table": "mechanisms",
+    "JUDGE_NAME": "gembench", "balanced_order": "gembench", "judge_prompt": "gembench",
+    "near_duplicates": "gembench", "selection_summary": "gembench",
+    "mentions": "mechanisms", "rag_allocation": "mechanisms", "rag_closed_form": "mechanisms",
+    "rag_payments": "mechanisms", "score_tokens": "mechanisms",
+    "MECHANISMS": "study", "MONEY_UNITS": "study", "PAYMENT_RULES": "study", "StudyDesign": "study",
+    "bid_response": "study", "highest_bid_check": "study", "paired_contrasts": "study", "precision_check": "study", "run_study": "study",
+    "study_table": "study", "summarize": "study",
 }
 
 

@@ -375,18 +375,21 @@ class _AuctionState:
         return len(self.spec.names)
 
 
-def _aggregate(state: _AuctionState, dists: torch.Tensor, logp: torch.Tensor, step: int) -> torch.Tensor:
+def _aggregate(state: _AuctionState, dists: torch.Tensor, logp: torch.Tensor,
+               step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(q, log q)``; ``log q`` only where the rule computes it (log-linear), else ``None``."""
     if state.builtin == "linear":
-        return linear(dists, state.bids_t, validate=False)
+        return linear(dists, state.bids_t, validate=False), None
     if state.builtin == "log_linear":
-        return torch.exp(log_linear_logprobs(logp, state.bids_t))
+        log_q = log_linear_logprobs(logp, state.bids_t)
+        return torch.exp(log_q), log_q
     q = state.rule_fn(dists, state.bids_t)
     name = state.builder.rule_label
     if not isinstance(q, torch.Tensor) or tuple(q.shape) != (dists.shape[-1],):
         raise ValueError(f"rule {name!r} must return a tensor of shape ({dists.shape[-1]},)")
     if not bool(torch.isfinite(q).all()) or abs(float(q.sum()) - 1.0) > 1e-3 or bool((q < 0).any()):
         raise ValueError(f"rule {name!r} returned an invalid distribution at step {step}")
-    return q
+    return q, None
 
 
 def _choose(state: _AuctionState, q: torch.Tensor, dists: torch.Tensor, record: StepRecord) -> int:
@@ -427,7 +430,7 @@ def _auction_step(state: _AuctionState, dists: torch.Tensor, logp: torch.Tensor,
     """Aggregate, pay and choose one token for one auction; returns the token id."""
     t1 = time.perf_counter()
     opts = state.spec.options
-    q = _aggregate(state, dists, logp, step)
+    q, log_q = _aggregate(state, dists, logp, step)
     record = StepRecord(token_id=-1, q=q, p=dists[:, 0], realized=np.zeros(state.n), switched=np.zeros(state.n, bool))
     if opts.payments in ("critical", "all"):
         cp = expected_critical_payments(dists, state.bids64, state.rule_fn, logprobs=logp,
@@ -442,7 +445,8 @@ def _auction_step(state: _AuctionState, dists: torch.Tensor, logp: torch.Tensor,
     record.token_id, record.q, record.p = token_id, q[token_id].clone(), dists[:, token_id].clone()
     state.builder.records.append(record)
     if on_step is not None:
-        on_step(StepInfo(step, dists, q, token_id, record.critical, record.monotone, auction=state.index, logprobs=logp))
+        on_step(StepInfo(step, dists, q, token_id, record.critical, record.monotone, auction=state.index, logprobs=logp,
+                         log_aggregate=log_q))
     t3 = time.perf_counter()
     state.builder.timings["forward"].append(timing["forward"])
     state.builder.timings["aggregation_payments"].append(t2 - t1)
@@ -482,7 +486,7 @@ def _chunks(specs: list[AuctionSpec], max_rows: int) -> list[list[int]]:
 
 
 def _default_max_rows(device: torch.device) -> int:
-    return 512 if device.type == "cuda" else 64
+    return 512 if device.type == "cuda" else 128
 
 
 def run_auctions(
@@ -583,34 +587,47 @@ def _model_groups(row_models: list[list[LoadedModel]], specs: list[AuctionSpec],
     return groups
 
 
-def _agent_distributions(live: dict[int, "_AuctionState"], contexts: list[ChunkContexts],
-                         owner: dict[AgentRow, int]) -> tuple[torch.Tensor, torch.Tensor, dict[int, int]]:
-    """``(log p, p)`` of every live agent row, auction-major, and each auction's first row.
+_BLOCK_ROWS = 16
+"""Distinct rows normalized per block: keeps every per-step tensor small (a few MiB at a 262,144-token
+vocabulary), which the memory allocator recycles instead of mapping fresh pages at every step."""
 
-    Each distinct (model row, temperature) is normalized once; agents that share a context read
-    the same row."""
-    keys: dict[tuple[int, int, float], int] = {}
-    pick: list[int] = []
-    first: dict[int, int] = {}
-    for k, st in live.items():
-        first[k] = len(pick)
-        temperature = st.spec.options.temperature
-        for i in range(st.n):
-            g = owner[(k, i)]
-            pick.append(keys.setdefault((g, contexts[g].row_of[(k, i)], temperature), len(keys)))
-    order = sorted(keys, key=keys.__getitem__)
-    device = contexts[order[0][0]].logits.device
-    if len(contexts) == 1:
-        rows = torch.tensor([r for _, r, _ in order], dtype=torch.long, device=device)
-        logits = contexts[0].logits.index_select(0, rows)
-    else:
-        logits = torch.stack([contexts[g].logits[r].float() for g, r, _ in order])
-    temps = torch.tensor([t for _, _, t in order], device=device)[:, None]
-    logp, p = next_token_logprobs(logits, temps)
-    if pick != list(range(len(order))):
-        idx = torch.tensor(pick, dtype=torch.long, device=device)
-        logp, p = logp.index_select(0, idx), p.index_select(0, idx)
-    return logp, p, first
+
+class _StepDistributions:
+    """Every live agent's ``(log p, p)`` for one step: each distinct (model row, temperature)
+    normalized once (:func:`next_token_logprobs`), in blocks of :data:`_BLOCK_ROWS` rows; agents
+    that share a context read the same row."""
+
+    def __init__(self, live: dict[int, "_AuctionState"], contexts: list[ChunkContexts], owner: dict[AgentRow, int]):
+        keys: dict[tuple[int, int, float], int] = {}
+        self.pick: dict[int, list[int]] = {}
+        for k, st in live.items():
+            temperature = st.spec.options.temperature
+            self.pick[k] = [keys.setdefault((owner[(k, i)], contexts[owner[(k, i)]].row_of[(k, i)], temperature),
+                                            len(keys)) for i in range(st.n)]
+        order = sorted(keys, key=keys.__getitem__)
+        self.blocks = [self._normalize(order[j: j + _BLOCK_ROWS], contexts) for j in range(0, len(order), _BLOCK_ROWS)]
+
+    @staticmethod
+    def _normalize(keys: list[tuple[int, int, float]], contexts: list[ChunkContexts]) -> tuple[torch.Tensor, torch.Tensor]:
+        device = contexts[keys[0][0]].logits.device
+        if all(g == keys[0][0] for g, _, _ in keys):
+            rows = torch.tensor([r for _, r, _ in keys], dtype=torch.long, device=device)
+            logits = contexts[keys[0][0]].logits[rows]
+        else:
+            logits = torch.stack([contexts[g].logits[r].float() for g, r, _ in keys])
+        temps = torch.tensor([t for _, _, t in keys], device=device)[:, None]
+        return next_token_logprobs(logits, temps)
+
+    def of(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log p, p)`` of auction ``k``'s agents, ``(n, V)`` each (a view when they are adjacent)."""
+        idx = self.pick[k]
+        b, first = divmod(idx[0], _BLOCK_ROWS)
+        if idx == list(range(idx[0], idx[0] + len(idx))) and first + len(idx) <= _BLOCK_ROWS:
+            logp, p = self.blocks[b]
+            return logp[first: first + len(idx)], p[first: first + len(idx)]
+        logp = torch.stack([self.blocks[j // _BLOCK_ROWS][0][j % _BLOCK_ROWS] for j in idx])
+        p = torch.stack([self.blocks[j // _BLOCK_ROWS][1][j % _BLOCK_ROWS] for j in idx])
+        return logp, p
 
 
 def _decode_chunk(chunk: list[int], specs: list[AuctionSpec], groups: list[_Group],
@@ -629,11 +646,11 @@ def _decode_chunk(chunk: list[int], specs: list[AuctionSpec], groups: list[_Grou
     while live:
         sync()
         timing = {"forward": time.perf_counter() - t0}
-        logp, p, first = _agent_distributions(live, contexts, owner)
+        step_dists = _StepDistributions(live, contexts, owner)
         tokens: dict[int, int] = {}
         for k, st in live.items():
-            a = first[k]
-            tokens[k] = _auction_step(st, p[a: a + st.n], logp[a: a + st.n], len(st.generated), on_step, timing)
+            logp, p = step_dists.of(k)
+            tokens[k] = _auction_step(st, p, logp, len(st.generated), on_step, timing)
             st.generated.append(tokens[k])
             st.stop_reason = _finished(st, eos, tokenizer)
         bar.update(len(live))

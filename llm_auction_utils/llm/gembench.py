@@ -50,6 +50,8 @@ __all__ = [
     "GEMBENCH_DISTRIBUTION",
     "GEMBENCH_VERSION",
     "INSTALL_COMMAND",
+    "JUDGE_EXAMPLES",
+    "JUDGE_NAME",
     "PRODUCTS_FILE",
     "PROMPTS_FILE",
     "QUERY_LINE",
@@ -64,17 +66,22 @@ __all__ = [
     "QueryCategoryMap",
     "StudyItem",
     "advertiser_brief",
+    "balanced_order",
     "clean_query",
     "default_mapping_path",
     "examples_block",
+    "judge_prompt",
     "load_products",
     "load_queries",
     "load_query_categories",
     "load_study",
     "locate_gembench_files",
+    "near_duplicates",
     "pick_brands",
+    "query_words",
     "reference_prompt",
     "select_study_items",
+    "selection_summary",
     "study_advertiser_prompt",
     "study_scenario",
 ]
@@ -588,16 +595,39 @@ class AnswerExample:
 
 
 STUDY_EXAMPLES: tuple[AdExample | AnswerExample, ...] = (
-    AdExample("Trail Runner Shoes", "running shoes for hikers", "Conquer every mountain trail in Trail Runner Shoes.",
+    AdExample("Trail Runner Shoes", "running shoes for hikers",
+              "Trail Runner Shoes grip every rock, so you can conquer the mountain trail in comfort.",
               "Which shoes are good for hiking?"),
     AnswerExample("What is a good snack for a long hike?",
                   "Trail mix with nuts and dried fruit gives lasting energy and packs light."),
-    AdExample("Luigi's Pizza", "a pizzeria in New York", "Grab a hot, cheesy slice at Luigi's Pizza tonight.",
+    AdExample("Luigi's Pizza", "a pizzeria in New York",
+              "Luigi's Pizza serves hot, cheesy slices baked fresh in a wood-fired oven every night.",
               "Where can I get good pizza in New York?"),
+    AdExample("StrumSchool", "an online guitar course",
+              "StrumSchool teaches you your first songs in a week with short video lessons.",
+              "How do I learn to play the guitar?"),
     AnswerExample("How can I keep my coffee hot on the way to work?",
                   "Preheat an insulated travel mug with hot water before you fill it."),
+    AdExample("Harbor Inn", "a hotel in Lisbon",
+              "Harbor Inn puts you steps from the river, with breakfast on the terrace every morning.",
+              "Plan a weekend in Lisbon"),
 )
-"""The few-shot block every agent of the study reads: ads and plain answers, alternating."""
+"""The few-shot block every agent of the study reads: four one-line ads, each opening with its
+brand's name, and two plain answers that name no brand."""
+
+
+JUDGE_EXAMPLES: tuple[AnswerExample, ...] = (
+    AnswerExample("How do I get a coffee stain out of a white shirt?",
+                  "Blot it with cold water, rub in a drop of dish soap, then wash it as usual."),
+    AnswerExample("What should I pack for a rainy week in Scotland?",
+                  "A waterproof jacket, quick-drying layers and shoes with a good grip."),
+    AnswerExample("Which plants are easy to keep in a dark flat?",
+                  "Snake plants, pothos and ZZ plants all cope well with little light."),
+)
+"""The judge's examples: other questions, and replies that answer them directly, with no brand."""
+
+JUDGE_NAME = "Judge"
+"""Display name of the judge agent (scores texts; never bids)."""
 
 
 def examples_block(examples: Sequence[AdExample | AnswerExample] = STUDY_EXAMPLES) -> str:
@@ -629,6 +659,77 @@ def reference_prompt(query: str) -> str:
     if not q:
         raise ValueError("query must be non-empty")
     return examples_block() + f"{QUERY_LINE.format(query=q)}\nAnswer:\n"
+
+
+def judge_prompt(query: str) -> str:
+    """The judge's prompt: a header, :data:`JUDGE_EXAMPLES` as ``Question:`` / ``Reply:`` pairs, the
+    user's query, ``"Reply:"``.
+
+    No bidding or reference agent reads this text (its examples, its labels and its header are its
+    own), so its log-probability of a text is a second opinion on how well the text answers the
+    query: the study's proxy for the user's loss (notebook 09).  It is the same small model, not a
+    human rater.
+    """
+    q = clean_query(query)
+    if not q:
+        raise ValueError("query must be non-empty")
+    head = "Questions from users, each with a direct, honest reply that recommends no brand.\n\n"
+    pairs = "".join(f"Question: {ex.query}\nReply:\n{ex.answer}\n\n" for ex in JUDGE_EXAMPLES)
+    return head + pairs + f"Question: {q}\nReply:\n"
+
+
+_WORD = re.compile(r"[0-9a-z]+")
+
+
+def query_words(query: str) -> frozenset[str]:
+    """The set of lower-case words (letters and digits) of a query, for near-duplicate checks."""
+    return frozenset(_WORD.findall(clean_query(query).casefold()))
+
+
+def near_duplicates(a: str, b: str, threshold: float = 0.6) -> bool:
+    """Whether two queries are near-duplicates: the Jaccard similarity of their word sets
+    (:func:`query_words`) is at least ``threshold`` (0.6 joins "Give me a 3-day travel plan to
+    Hawaii" with "Give me a 5-day travel plan for hawaii", and the two Monaco hotel queries)."""
+    wa, wb = query_words(a), query_words(b)
+    return bool(wa | wb) and len(wa & wb) / len(wa | wb) >= threshold
+
+
+def balanced_order(items: Sequence[StudyItem], threshold: float = 0.6) -> list[StudyItem]:
+    """The study's queries in a balanced order: round robin over the categories (each category in
+    order of its first query id, its queries by id), with every near-duplicate of an earlier
+    query (:func:`near_duplicates`) moved to the end, in id order.
+
+    So the first ``n`` items spread over as many categories as possible, with at most
+    ``ceil(n / categories)`` from any one, and hold no near-duplicate pair as long as ``n`` is at
+    most the number of queries that are no near-duplicate of another (notebook 09 checks both).
+    """
+    kept: list[StudyItem] = []
+    dupes: list[StudyItem] = []
+    for it in sorted(items, key=lambda it: it.query_id):
+        (dupes if any(near_duplicates(it.query, k.query, threshold) for k in kept) else kept).append(it)
+    queues: dict[str, list[StudyItem]] = {}
+    for it in kept:
+        queues.setdefault(it.category, []).append(it)
+    order: list[StudyItem] = []
+    while any(queues.values()):
+        for queue in queues.values():
+            if queue:
+                order.append(queue.pop(0))
+    return order + dupes
+
+
+def selection_summary(items: Sequence[StudyItem], threshold: float = 0.6) -> dict[str, Any]:
+    """What the balance requirements of a study look at: ``queries``, ``categories`` (distinct),
+    ``largest_category`` and its ``largest_share`` of the queries, and ``near_duplicate_pairs``
+    (query-id pairs, :func:`near_duplicates`)."""
+    counts: dict[str, int] = {}
+    for it in items:
+        counts[it.category] = counts.get(it.category, 0) + 1
+    largest = max(counts, key=lambda c: counts[c]) if counts else ""
+    pairs = [(b.query_id, a.query_id) for j, a in enumerate(items) for b in items[:j]
+             if near_duplicates(a.query, b.query, threshold)]
+    return {"queries": len(items), "categories": len(counts), "largest_category": largest,
+            "largest_share": counts.get(largest, 0) / max(len(items), 1), "near_duplicate_pairs": pairs}
 
 
 def study_scenario(item: StudyItem, *, bids: Sequence[float] | None = None, reference_bid: float = 0.0,

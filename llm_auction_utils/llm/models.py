@@ -52,6 +52,7 @@ __all__ = [
     "main",
     "prepare_default_model",
     "resolve_device",
+    "grouped_attention",
     "resolve_dtype",
     "tiny_random_model",
 ]
@@ -239,15 +240,85 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-def resolve_dtype(dtype: str | torch.dtype = "float32") -> torch.dtype:
-    """Map ``"float32" | "bfloat16" | "float16"`` (or a floating ``torch.dtype``) to a dtype."""
+def resolve_dtype(dtype: str | torch.dtype = "float32", device: str | torch.device = "cpu") -> torch.dtype:
+    """Map ``"float32" | "bfloat16" | "float16"`` (or a floating ``torch.dtype``) to a dtype.
+
+    ``"auto"``: ``bfloat16`` where the ``device`` computes it natively (a CUDA GPU that supports
+    it, or a CPU with bfloat16 matrix instructions, such as AVX512-BF16), else ``float32``.
+    Half precision keeps about 3 significant digits of a log-probability, float32 about 6.
+    """
     if isinstance(dtype, torch.dtype):
         if dtype not in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
             raise ValueError(f"unsupported model dtype {dtype}; use float32, bfloat16 or float16")
         return dtype
+    if isinstance(dtype, str) and dtype.lower() == "auto":
+        dev = resolve_device(device)
+        native = (torch.cuda.is_bf16_supported() if dev.type == "cuda"
+                  else dev.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))
+        return torch.bfloat16 if native else torch.float32
     if isinstance(dtype, str) and dtype.lower() in _DTYPES:
         return _DTYPES[dtype.lower()]
-    raise ValueError(f"unknown dtype {dtype!r}; use 'float32', 'bfloat16' or 'float16'")
+    raise ValueError(f"unknown dtype {dtype!r}; use 'float32', 'bfloat16', 'float16' or 'auto'")
+
+
+def grouped_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                      attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                      softcap: float | None = None, **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """Attention for half-precision models on a CPU: two batched matrix products in the model's
+    dtype (native bfloat16 units), scores and softmax in float32, and the query heads that share a
+    key-value head folded into one product (no copy of the keys per head).
+
+    ``query (B, Hq, Lq, D)``, ``key``/``value (B, Hkv, Lk, D)``, ``attention_mask (B, 1, Lq, Lk)``
+    additive (0 or a large negative number); returns ``(B, Lq, Hq, D)``, as the ``transformers``
+    attention functions do.  The CPU's own half-precision attention kernel is several times
+    slower, and a float32 copy of the keys at every step costs more than the products.
+    """
+    b, hq, lq, d = query.shape
+    hkv = key.shape[1]
+    scale = scaling if scaling is not None else d ** -0.5
+    q = query.reshape(b, hkv, (hq // hkv) * lq, d)
+    scores = torch.matmul(q, key.transpose(-1, -2)).float() * scale
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    if attention_mask is not None:
+        scores = (scores.view(b, hkv, hq // hkv, lq, -1) + attention_mask.float()[:, :, None]).view(b, hkv, -1, key.shape[-2])
+    out = torch.matmul(torch.softmax(scores, dim=-1).to(value.dtype), value)
+    return out.view(b, hq, lq, d).transpose(1, 2).contiguous(), None
+
+
+def _contiguous_input(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (args[0].contiguous(),) + tuple(args[1:])
+
+
+def _contiguous_output_layer(hf_model: Any) -> None:
+    """Give the output layer a contiguous input.  With ``logits_to_keep`` the model hands it a
+    strided slice ``(B, 1, H)`` of the hidden states, which the CPU's matrix product cannot fold
+    into one 2-D product: it copies the ``(V, H)`` weight once per row instead (seconds per
+    prefill at a 262,144-token vocabulary)."""
+    head = hf_model.get_output_embeddings() if hasattr(hf_model, "get_output_embeddings") else None
+    if head is not None and not getattr(head, "_llm_auction_contiguous", False):
+        head.register_forward_pre_hook(_contiguous_input)
+        head._llm_auction_contiguous = True
+
+
+HALF_PRECISION_ATTENTION = "grouped_half_precision"
+"""The name under which :func:`grouped_attention` is registered with ``transformers``."""
+
+
+def _half_precision_on_cpu(hf_model: Any) -> None:
+    """A half-precision model on the CPU attends with :func:`grouped_attention` (registered once,
+    with ``transformers``' additive ``eager`` masks); a model without the attention interface keeps
+    its own attention."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    if HALF_PRECISION_ATTENTION not in AttentionInterface._global_mapping:
+        AttentionInterface.register(HALF_PRECISION_ATTENTION, grouped_attention)
+        AttentionMaskInterface.register(HALF_PRECISION_ATTENTION, eager_mask)
+    try:
+        hf_model.set_attn_implementation(HALF_PRECISION_ATTENTION)
+    except (ValueError, TypeError, AttributeError, KeyError):
+        pass
 
 
 def _load_error(name: str, reason: str) -> ModelLoadError:
@@ -274,8 +345,8 @@ def load_model(
             ``"tiny-random-gemma3"`` (:func:`tiny_random_model`, for tests),
             a Hugging Face id, a local folder, or a local ``.gguf`` file.
         device: ``"auto"`` (``cuda`` if available, else ``cpu``), or any torch device.
-        dtype: weights' dtype, ``"float32"`` (default), ``"bfloat16"``, ``"float16"``
-            or a ``torch.dtype``.
+        dtype: weights' dtype, ``"float32"`` (default), ``"bfloat16"``, ``"float16"``,
+            ``"auto"`` (:func:`resolve_dtype`) or a ``torch.dtype``.
         allow_download: let ``transformers`` reach the hub (off: offline only).
         verbose: print progress when the default model must first be prepared.
 
@@ -290,7 +361,7 @@ def load_model(
     if not name.strip():
         raise ValueError("model name is empty")
     dev = resolve_device(device)
-    dt = resolve_dtype(dtype)
+    dt = resolve_dtype(dtype, dev)
     key = (name, str(dev), dt)
     if key in _LOADED:
         return _LOADED[key]
@@ -301,6 +372,9 @@ def load_model(
     source, gguf_file, local_only = _model_source(name, allow_download, verbose)
     tokenizer, hf_model = _read_model(name, source, gguf_file, local_only, dt)
     hf_model.to(device=dev, dtype=dt)
+    if dev.type == "cpu" and dt in (torch.bfloat16, torch.float16):
+        _half_precision_on_cpu(hf_model)
+    _contiguous_output_layer(hf_model)
     hf_model.eval()
     hf_model.requires_grad_(False)
     tokenizer.padding_side = "left"
@@ -396,6 +470,9 @@ def tiny_random_model(*, vocab_size: int = 1024, hidden_size: int = 64, layers: 
         torch.manual_seed(seed)
         model = Gemma3ForCausalLM(cfg)
     model.to(device=dev, dtype=dt).eval().requires_grad_(False)
+    if dev.type == "cpu" and dt in (torch.bfloat16, torch.float16):
+        _half_precision_on_cpu(model)
+    _contiguous_output_layer(model)
     return LoadedModel(model=model, tokenizer=tokenizer, name=TINY_MODEL, device=dev, dtype=dt, source="built in code")
 
 

@@ -57,6 +57,7 @@ Errors name the file and the field, e.g.
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -68,6 +69,9 @@ from ..theory.aggregation import RULES
 from ..theory.validation import check_bid
 
 __all__ = [
+    "names_every_brand",
+    "one_generic_phrase",
+    "without_query_lines",
     "DEFAULT_EXAMPLES",
     "AdExample",
     "AgentSpec",
@@ -472,3 +476,32 @@ def load_scenario(path_or_name: str | Path) -> Scenario:
     if data is None:
         raise ScenarioError(f"{label}: the file is empty")
     return scenario_from_dict(data, source=label)
+
+
+# --------------------------------------------------------------------------- ablations of a prompt design
+
+
+def without_query_lines(prompts: Sequence[str]) -> list[str]:
+    """The prompts with every line that starts with ``"Query:"`` removed (an ablation of the joint
+    design of notebook 06: the examples and the open line lose their query)."""
+    return ["".join(ln for ln in p.splitlines(keepends=True) if not ln.startswith("Query:")) for p in prompts]
+
+
+def one_generic_phrase(scenario: Scenario) -> list[str]:
+    """The scenario's prompts with every joint example's generic phrase replaced by the first example's
+    phrase for the same slot (an ablation of the joint design: the other advertiser's slot is always
+    filled the same way).  A scenario without joint examples keeps its prompts."""
+    if not scenario.joint_examples:
+        return list(scenario.prompts)
+    first = {slot: filler.generic for slot, filler in scenario.joint_examples[0].slots.items()}
+    swap = {filler.generic: first[slot] for je in scenario.joint_examples for slot, filler in je.slots.items()}
+    prompts = list(scenario.prompts)
+    for old, new in swap.items():
+        prompts = [p.replace(old, new) for p in prompts]
+    return prompts
+
+
+def names_every_brand(text: str, names: Sequence[str]) -> bool:
+    """Whether ``text`` contains the first word of every name as a word (``"Alpha"`` for ``"Alpha
+    Airlines"``): a joint creative, in notebook 06's sense."""
+    return all(re.search(rf"\b{re.escape(n.split()[0])}\b", text) for n in names)

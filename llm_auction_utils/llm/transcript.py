@@ -25,7 +25,9 @@ class StepInfo:
     ``step``: the token's position in the creative; ``dists (n, V)`` and ``logprobs (n, V)``:
     the agents' next-token distributions (after temperature); ``aggregate (V,)``: ``q``
     before any top-k/top-p truncation; ``token_id``: the chosen token; ``payments (n,)`` /
-    ``monotone (n,)``: expected critical-bid payments and flags (``None`` when off).
+    ``monotone (n,)``: expected critical-bid payments and flags (``None`` when off);
+    ``log_aggregate (V,)``: ``log q``, exact where ``q`` underflows, when the rule computes it in
+    log space (the log-linear rule), else ``None``.
     The tensors are not reused by the engine; clone them only to modify them.
     """
 
@@ -37,6 +39,7 @@ class StepInfo:
     monotone: torch.Tensor | None
     auction: int = 0
     logprobs: torch.Tensor | None = None
+    log_aggregate: torch.Tensor | None = None
 
 
 @dataclass

@@ -1,14 +1,15 @@
-"""Figures of mechanisms compared on real user queries (notebook 09; theory chapter §4, §6).
+"""Figures of the study of notebook 09: mechanisms on real user queries (theory chapter §4, §6).
 
-Both figures read the long table of :func:`~llm_auction_utils.llm.mechanisms.bootstrap_summary`
-(columns ``mechanism``, ``profile``, ``metric``, ``mean``, ``lo``, ``hi``): one point per
-(mechanism, bid profile), the mean over queries with its bootstrap confidence interval as error
-bars, the points of one mechanism joined in the order of the bid profiles.  Model-derived numbers
-are rounded to three significant digits before they are drawn (:func:`~.llm_payments.round_sig`),
-so a rerun on another CPU draws the same pixels.
+Both read long tables of estimates with 95% bootstrap intervals over queries
+(:func:`~llm_auction_utils.llm.study.bid_response`, :func:`~llm_auction_utils.llm.study.summarize`;
+columns ``estimate``, ``ci_low``, ``ci_high``).  Model-derived numbers are rounded to three
+significant digits before they are drawn (:func:`~.llm_payments.round_sig`), so a rerun on another
+CPU draws the same pixels unless a number moves in its third digit.
 
-- :func:`plot_mechanism_frontier` -- any metric against user relevance: the advertisers' value
-  (the value-relevance frontier as the bids vary) or the revenue.
+- :func:`plot_bid_response` -- what each mechanism gives an advertiser as its own bid share rises:
+  own-brand mention rate and gain, one panel per platform weight;
+- :func:`plot_gain_loss_frontier` -- the advertisers' gain against the user's loss, one point per
+  mechanism and platform weight, with intervals paired against the no-ads reference.
 """
 
 from __future__ import annotations
@@ -20,52 +21,92 @@ import pandas as pd
 
 from .llm_payments import round_sig
 
-__all__ = ["plot_mechanism_frontier"]
+__all__ = ["plot_bid_response", "plot_gain_loss_frontier"]
 
-_MARKERS = ("o", "s", "^", "D", "*", "v", "P")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "*")
+_NEEDED = {"estimate", "ci_low", "ci_high", "metric"}
 
 
-def _metric_frame(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """``mechanism``, ``profile`` and the metric's ``mean``, ``lo``, ``hi`` (rounded), one row each."""
-    missing = {"mechanism", "profile", "metric", "mean", "lo", "hi"} - set(summary.columns)
+def _rounded(frame: pd.DataFrame, needed: set[str], what: str) -> pd.DataFrame:
+    missing = needed - set(frame.columns)
     if missing:
-        raise ValueError(f"summary lacks the column(s) {sorted(missing)} (use bootstrap_summary)")
-    sub = summary[summary["metric"] == metric]
-    if sub.empty:
-        raise ValueError(f"summary has no rows for the metric {metric!r}; it has {sorted(set(summary['metric']))}")
-    sub = sub[["mechanism", "profile", "mean", "lo", "hi"]].copy()
-    for col in ("mean", "lo", "hi"):
-        sub[col] = round_sig(sub[col].to_numpy(dtype=np.float64))
-    return sub
+        raise ValueError(f"{what} lacks the column(s) {sorted(missing)}")
+    out = frame.copy()
+    for col in ("estimate", "ci_low", "ci_high"):
+        out[col] = round_sig(out[col].to_numpy(dtype=np.float64))
+    return out
 
 
-def plot_mechanism_frontier(summary: pd.DataFrame, y: str = "adv_value", *, x: str = "relevance",
-                            profile_labels: Sequence[str] | None = None, labels: Mapping[str, str] | None = None,
-                            ax: Any = None) -> Any:
-    """Each mechanism's mean ``y`` against its mean ``x`` (default: user relevance), one point per bid
-    profile with bootstrap-CI error bars in both directions, the profiles of one mechanism joined in
-    order (the frontier as the bids vary) and the first profile's point labelled with its bids
-    (``profile_labels``).  ``labels``: axis labels by metric name.  Returns the figure."""
+def plot_bid_response(response: pd.DataFrame, mechanisms: Sequence[str], *, advertiser: int = 0,
+                      labels: Mapping[str, str] | None = None) -> Any:
+    """Own-brand mention rate (top row) and own gain (bottom row) against the advertiser's own bid
+    share, one line per mechanism with 95% intervals, one column per platform weight.
+
+    ``response``: :func:`~llm_auction_utils.llm.study.bid_response`'s first table; ``advertiser``
+    0 pools both advertisers (each at its own share).  Lines are shifted a little sideways so that
+    their intervals do not hide each other.  Returns the figure."""
     import matplotlib.pyplot as plt
 
-    xs, ys = _metric_frame(summary, x), _metric_frame(summary, y)
-    both = xs.merge(ys, on=["mechanism", "profile"], suffixes=("_x", "_y"))
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7.5, 5.2))
-    else:
-        fig = ax.figure
-    names = labels or {}
-    for k, (mech, grp) in enumerate(both.groupby("mechanism", sort=False)):
-        grp = grp.sort_values("profile")
-        ax.errorbar(grp["mean_x"], grp["mean_y"],
-                    xerr=[grp["mean_x"] - grp["lo_x"], grp["hi_x"] - grp["mean_x"]],
-                    yerr=[grp["mean_y"] - grp["lo_y"], grp["hi_y"] - grp["mean_y"]],
-                    marker=_MARKERS[k % len(_MARKERS)], ms=7, capsize=3, lw=1.2, label=str(mech), alpha=0.9)
-        if profile_labels is not None and len(grp) > 1:
-            for _, row in grp.iloc[[0, -1]].iterrows():
-                ax.annotate(profile_labels[int(row["profile"])], (row["mean_x"], row["mean_y"]), xytext=(5, 4),
-                            textcoords="offset points", fontsize=7, color="0.35")
-    ax.set(xlabel=names.get(x, x), ylabel=names.get(y, y))
-    ax.legend(fontsize=9, title="mechanism", title_fontsize=9)
+    data = _rounded(response, _NEEDED | {"mechanism", "platform_weight", "advertiser", "own_share"}, "response")
+    data = data[data["advertiser"] == advertiser]
+    if data.empty:
+        raise ValueError(f"response has no rows for advertiser {advertiser}")
+    weights = sorted(data["platform_weight"].unique())
+    metrics = [m for m in ("mention", "gain") if m in set(data["metric"])]
+    names = {"mention": "own-brand mention rate", "gain": "own gain (nats per token)", **(labels or {})}
+    fig, axes = plt.subplots(len(metrics), len(weights), figsize=(4.6 * len(weights), 3.4 * len(metrics)),
+                             sharex=True, sharey="row", squeeze=False)
+    offsets = np.linspace(-0.02, 0.02, len(mechanisms))
+    for r, metric in enumerate(metrics):
+        for c, w in enumerate(weights):
+            ax = axes[r, c]
+            for k, mech in enumerate(mechanisms):
+                g = data[(data["metric"] == metric) & (data["platform_weight"] == w) & (data["mechanism"] == mech)]
+                g = g.sort_values("own_share")
+                ax.errorbar(g["own_share"] + offsets[k], g["estimate"],
+                            yerr=[g["estimate"] - g["ci_low"], g["ci_high"] - g["estimate"]],
+                            marker=_MARKERS[k % len(_MARKERS)], ms=5, capsize=2, lw=1.2, label=mech)
+            ax.axhline(0.0, color="0.6", lw=0.8, zorder=0)
+            ax.set(title=f"platform weight {w:g}" if r == 0 else None, ylabel=names[metric] if c == 0 else None,
+                   xlabel="the advertiser's own bid share" if r == len(metrics) - 1 else None)
+    axes[0, -1].legend(fontsize=8, title="mechanism", title_fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_gain_loss_frontier(summary: pd.DataFrame, mechanisms: Sequence[str], *,
+                            labels: Mapping[str, str] | None = None) -> Any:
+    """The advertisers' gain (x) against the user's loss (y), one point per mechanism and platform
+    weight (filled: weight 0; open: positive weights), each with its 95% intervals in both
+    directions; the no-ads reference sits at (0, 0) by definition.  Mechanisms are told apart by
+    marker and colour in the legend (no text is drawn next to a point, so nothing overprints).
+
+    ``summary``: :func:`~llm_auction_utils.llm.study.summarize` of the metrics ``gain`` and
+    ``user_loss`` by ``mechanism`` and ``platform_weight``.  Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    data = _rounded(summary, _NEEDED | {"mechanism", "platform_weight"}, "summary")
+    wide = data.pivot_table(index=["mechanism", "platform_weight"], columns="metric",
+                            values=["estimate", "ci_low", "ci_high"])
+    fig, ax = plt.subplots(figsize=(9.0, 4.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    weights = sorted(data["platform_weight"].unique())
+    for k, mech in enumerate(mechanisms):
+        for w in weights:
+            if (mech, w) not in wide.index:
+                continue
+            row = wide.loc[(mech, w)]
+            x, y = row[("estimate", "gain")], row[("estimate", "user_loss")]
+            ax.errorbar(x, y, xerr=[[x - row[("ci_low", "gain")]], [row[("ci_high", "gain")] - x]],
+                        yerr=[[y - row[("ci_low", "user_loss")]], [row[("ci_high", "user_loss")] - y]],
+                        marker=_MARKERS[k % len(_MARKERS)], ms=8, capsize=3, lw=1.1, color=colors[k % len(colors)],
+                        mfc=colors[k % len(colors)] if w == weights[0] else "white",
+                        label=f"{mech}, platform weight {w:g}")
+    ax.axhline(0.0, color="0.6", lw=0.8, zorder=0)
+    ax.axvline(0.0, color="0.6", lw=0.8, zorder=0)
+    names = {"gain": "advertisers' gain (nats per token, vs no ads)",
+             "user_loss": "user's loss, by the judge (nats per token, vs no ads)", **(labels or {})}
+    ax.set(xlabel=names["gain"], ylabel=names["user_loss"])
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     return fig
