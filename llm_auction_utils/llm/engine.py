@@ -516,7 +516,7 @@ def run_auctions(
             per agent (then every auction has that many agents; the models share a tokenizer).
         max_rows: at most this many model rows per forward pass: auctions are run in chunks whose
             agents number at most ``max_rows`` (the most distinct contexts a chunk can reach);
-            default 64 on the CPU, 512 on a GPU.
+            default 128 on the CPU, 512 on a GPU.
         share_prefix: prefill the prompts' longest common token prefix once.
         on_step: callback receiving a :class:`StepInfo` (with its ``auction`` index) after every
             auction's every step.
