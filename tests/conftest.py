@@ -21,6 +21,17 @@ settings.register_profile("ci", derandomize=True, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """Every test leaves the process environment as it found it (a library that sets, say,
+    OMP_NUM_THREADS would otherwise slow down every notebook kernel that nbval starts later)."""
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def default_model():
     """The default model and tokenizer (:class:`~llm_auction_utils.llm.models.LoadedModel`), loaded once."""

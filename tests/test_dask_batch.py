@@ -41,9 +41,21 @@ def boom(item: int) -> int:
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = batch.local_cluster(2, retries=2)
-    yield c
-    c.close()
+    with batch.kept_environment():  # a respawned worker sets the nanny's variables in this process again
+        c = batch.local_cluster(2, retries=2)
+        yield c
+        c.close()
+
+
+def test_a_local_cluster_leaves_this_processs_environment_as_it_was(monkeypatch):
+    """Dask's nanny sets OMP_NUM_THREADS=1 (and more) in the parent's environment before it spawns a
+    worker; run_on_dask gives the environment back, so the kernels the tests start afterwards are not
+    limited to one thread."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    before = dict(os.environ)
+    assert batch.run_on_dask([0, 2], boom, scheduler="local", n_workers=1) == [0, 2]
+    assert dict(os.environ) == before
 
 
 def test_local_cluster_is_two_single_threaded_processes_on_loopback(cluster):

@@ -34,5 +34,5 @@ def test_bad_parameter_is_named(
 def test_notebook_09_exposes_its_parameters_to_papermill() -> None:
     notebook = Path(__file__).resolve().parent.parent / "notebooks" / "09-mechanisms-on-real-queries.ipynb"
     assert set(runner.notebook_parameters(notebook)) == {
-        "MODEL", "DEVICE", "DTYPE", "SEED", "N_QUERIES", "SHARES", "PLATFORM_WEIGHTS", "GREEDY", "SEEDS", "TEMPERATURE",
+        "MODEL", "DEVICE", "DTYPE", "SEED", "N_QUERIES", "SHARES", "PLATFORM_BIDS", "GREEDY", "SEEDS", "TEMPERATURE",
         "MAX_NEW_TOKENS", "N_BOOT", "MAX_ROWS"}

@@ -104,3 +104,17 @@ def test_format_estimate_prints_no_digit_finer_than_the_standard_error():
     assert format_estimate([0.5, 0.1234], [0.01, 0.001]).tolist() == ["0.50", "0.123"]
     with pytest.raises(ValueError, match="standard_error"):
         format_estimate(0.5, -1.0)
+
+
+def test_interval_table_prints_fixed_decimals_and_marks_indistinguishable():
+    import pandas as pd
+
+    from llm_auction_utils.workbook.notebook import interval_table
+
+    frame = pd.DataFrame({"m": ["a", "a", "b"], "w": [0, 1, 0], "estimate": [0.1234, -1.85e-18, 0.5],
+                          "ci_low": [0.01, -0.03, 0.4], "ci_high": [0.2, 0.0, 0.6],
+                          "verdict": ["higher", "indistinguishable", "higher"]})
+    table = interval_table(frame, "m", "w")
+    assert table.loc["a", 0] == "+0.12 [+0.01, +0.20]"
+    assert table.loc["a", 1] == "+0.00 [-0.03, +0.00] ~0"  # round-off is not printed as a number
+    assert table.loc["b", 1] == "not ranked"

@@ -25,7 +25,7 @@ def _table() -> pd.DataFrame:
             for lam in (0.2, 0.5, 0.8):
                 for mech in MECHS:
                     ads = mech == "linear"
-                    rows.append({"query_id": q, "mechanism": mech, "lam": lam, "platform_weight": w, "seed": 0,
+                    rows.append({"query_id": q, "mechanism": mech, "lam": lam, "platform_bid": w, "seed": 0,
                                  "mention_1": float(ads and lam > 0.4), "mention_2": float(ads and lam < 0.6),
                                  "gain_1": ads * (lam + 0.1 * rng.normal()), "gain_2": ads * (1 - lam),
                                  "gain": ads * 0.5, "user_loss": ads * (0.8 - 0.3 * w + 0.1 * rng.normal())})
@@ -39,7 +39,7 @@ def test_bid_response_draws_one_panel_per_metric_and_weight():
     fig = plot_bid_response(response, MECHS)
     assert len(fig.axes) == 4
     assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == MECHS
-    assert fig.axes[0].get_title() == "platform weight 0" and fig.axes[1].get_title() == "platform weight 1"
+    assert fig.axes[0].get_title() == r"platform bid $\beta$ = 0" and fig.axes[1].get_title() == r"platform bid $\beta$ = 1"
     plt.close(fig)
     with pytest.raises(ValueError, match="no rows for advertiser 7"):
         plot_bid_response(response, MECHS, advertiser=7)
@@ -54,6 +54,6 @@ def test_frontier_has_one_legend_entry_per_mechanism_and_weight():
     fig = plot_gain_loss_frontier(summary, MECHS)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == [f"{m}, platform weight {w}" for m in MECHS for w in (0, 1)]
+    assert labels == [f"{m}, $\\beta$ = {w}" for m in MECHS for w in (0, 1)]
     assert not ax.texts  # nothing drawn next to the points: no overprinting
     plt.close(fig)

@@ -32,8 +32,8 @@ def test_design_validation():
         s.StudyDesign([_item()], shares=(0.0, 0.5))
     with pytest.raises(ValueError, match="must not repeat"):
         s.StudyDesign([_item()], shares=(0.2, 0.2))
-    with pytest.raises(ValueError, match="platform_weights: -1"):
-        s.StudyDesign([_item()], platform_weights=(0.0, -1.0))
+    with pytest.raises(ValueError, match="platform_bids: -1"):
+        s.StudyDesign([_item()], platform_bids=(0.0, -1.0))
     with pytest.raises(ValueError, match="greedy decoding does not depend on the seed"):
         s.StudyDesign([_item()], seeds=(0, 1))
     with pytest.raises(TypeError, match="items must be a non-empty sequence of StudyItem"):
@@ -70,7 +70,7 @@ def tiny_study(tiny_model):
 def test_every_mechanism_on_every_query_and_profile(tiny_study):
     result, table = tiny_study
     assert len(table) == 3 * 6 * len(s.MECHANISMS)
-    assert table.groupby(["query_id", "lam", "platform_weight"])["mechanism"].apply(
+    assert table.groupby(["query_id", "lam", "platform_bid"])["mechanism"].apply(
         lambda m: sorted(m) == sorted(s.MECHANISMS)).all()
     assert result.rows.rows_computed < result.rows.rows_unshared  # the engine shared rows
     numeric = table.drop(columns=["revenue_share"]).select_dtypes(include=[np.number])
@@ -85,10 +85,12 @@ def test_metric_identities_and_payment_bounds(tiny_study):
     comparable = table[table["money_unit"] == "bid x tokens"].dropna(subset=["revenue_share"])
     assert comparable["mechanism"].isin(["linear", "highest_bid", "rag"]).all()
     assert comparable["revenue_share"].between(0, 1 + 1e-9).all()
+    # the one-segment baseline charges less than half of the first price of what it allocates (theory §4.9)
+    assert (comparable.loc[comparable["mechanism"] == "rag", "revenue_share"] < 0.5).all()
     assert table.loc[table["mechanism"] == "log_linear", "revenue_share"].isna().all()
     assert (table.loc[table["mechanism"] == "log_linear", "money_unit"] == "bid x nats").all()
     # highest bid: the platform outbids both advertisers at weight 1, so nobody pays
-    assert (table.loc[(table["mechanism"] == "highest_bid") & (table["platform_weight"] == 1), "revenue"] == 0).all()
+    assert (table.loc[(table["mechanism"] == "highest_bid") & (table["platform_bid"] == 1), "revenue"] == 0).all()
     mentions = table[["mention_1", "mention_2"]]
     assert mentions[table["mechanism"] != "rag"].isin([0.0, 1.0]).all().all()  # exact matches
     assert mentions[table["mechanism"] == "rag"].stack().between(0, 1).all()  # expectations over candidates
@@ -107,7 +109,7 @@ def test_gain_is_a_log_likelihood_ratio_against_the_reference_text(tiny_study):
     _, _, ref = result.find(0, "solo", 0, agent=2)
     expected = rec.stacked("logprob")[:, 0].mean() - ref.stacked("logprob")[:, 0].mean()
     row = table[(table["query_id"] == 0) & (table["mechanism"] == "highest_bid") & (table["lam"] == 0.8)
-                & (table["platform_weight"] == 0)].iloc[0]
+                & (table["platform_bid"] == 0)].iloc[0]
     assert row["gain_1"] == pytest.approx(expected)  # advertiser 1 tops (0.8, 0.2, 0): its solo text
     judge = ref.stacked("logprob")[:, 3].mean() - rec.stacked("logprob")[:, 3].mean()
     assert row["user_loss"] == pytest.approx(judge)
@@ -125,7 +127,7 @@ def _synthetic(effect: float, n: int = 40, seed: int = 0) -> pd.DataFrame:
     for q in range(n):
         for lam in (0.2, 0.8):
             for mech, shift in (("a", 0.0), ("b", effect)):
-                rows.append({"query_id": q, "mechanism": mech, "lam": lam, "platform_weight": 0.0, "seed": 0,
+                rows.append({"query_id": q, "mechanism": mech, "lam": lam, "platform_bid": 0.0, "seed": 0,
                              "gain": base[q] + shift + 0.1 * rng.normal(),
                              "mention_1": float(mech == "a" and lam == 0.8), "mention_2": 0.0,
                              "gain_1": 0.0, "gain_2": 0.0})
@@ -163,3 +165,9 @@ def test_summarize_brackets_each_mean():
     out = s.summarize(_synthetic(0.3), ["gain"], n_boot=500)
     assert list(out["mechanism"]) == ["a", "b"]
     assert (out["ci_low"] <= out["estimate"]).all() and (out["estimate"] <= out["ci_high"]).all()
+
+
+def test_precision_check_against_the_same_model_finds_no_gap(tiny_study, tiny_model):
+    result, _ = tiny_study
+    check = s.precision_check(result, tiny_model, items=2)
+    assert check["gap"] < 1e-4 and check["agree"] == 1.0

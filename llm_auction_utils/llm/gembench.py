@@ -619,12 +619,14 @@ brand's name, and two plain answers that name no brand."""
 JUDGE_EXAMPLES: tuple[AnswerExample, ...] = (
     AnswerExample("How do I get a coffee stain out of a white shirt?",
                   "Blot it with cold water, rub in a drop of dish soap, then wash it as usual."),
-    AnswerExample("What should I pack for a rainy week in Scotland?",
-                  "A waterproof jacket, quick-drying layers and shoes with a good grip."),
+    AnswerExample("Which app shows the bus times in Tel Aviv?",
+                  "Moovit shows live bus and train times for the city, and the municipal website lists the night lines."),
     AnswerExample("Which plants are easy to keep in a dark flat?",
                   "Snake plants, pothos and ZZ plants all cope well with little light."),
 )
-"""The judge's examples: other questions, and replies that answer them directly, with no brand."""
+"""The judge's examples: other questions, each with a reply that answers it directly; one names a
+product where the product is the answer (a brand the study's catalogue does not hold), so that the
+judge does not learn that a good reply never names a brand."""
 
 JUDGE_NAME = "Judge"
 """Display name of the judge agent (scores texts; never bids)."""
@@ -662,8 +664,8 @@ def reference_prompt(query: str) -> str:
 
 
 def judge_prompt(query: str) -> str:
-    """The judge's prompt: a header, :data:`JUDGE_EXAMPLES` as ``Question:`` / ``Reply:`` pairs, the
-    user's query, ``"Reply:"``.
+    """The judge's prompt: a header asking for direct, helpful replies, :data:`JUDGE_EXAMPLES` as
+    ``Question:`` / ``Reply:`` pairs, the user's query, ``"Reply:"``.
 
     No bidding or reference agent reads this text (its examples, its labels and its header are its
     own), so its log-probability of a text is a second opinion on how well the text answers the
@@ -673,7 +675,7 @@ def judge_prompt(query: str) -> str:
     q = clean_query(query)
     if not q:
         raise ValueError("query must be non-empty")
-    head = "Questions from users, each with a direct, honest reply that recommends no brand.\n\n"
+    head = "Questions from users, each with a direct, helpful reply.\n\n"
     pairs = "".join(f"Question: {ex.query}\nReply:\n{ex.answer}\n\n" for ex in JUDGE_EXAMPLES)
     return head + pairs + f"Question: {q}\nReply:\n"
 

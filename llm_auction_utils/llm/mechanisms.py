@@ -43,12 +43,14 @@ __all__ = [
 # --------------------------------------------------------------------------- scoring
 
 
-def score_tokens(model: LoadedModel | str, prompts: Sequence[str], token_ids: Sequence[int]) -> np.ndarray:
+def score_tokens(model: LoadedModel | str, prompts: Sequence[str], token_ids: Sequence[int], *,
+                 with_argmax: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """``(n, T)``: ``log p_i(t_k | prompt_i, t_1..t_{k-1})`` of a fixed continuation under each prompt.
 
     One batched forward pass over ``prompt_i + tokens`` (left-padded, padding masked), with the
     engine's tokenization and normalization (:func:`~.engine.next_token_logprobs`): what an
-    agent that only observes an auction sees along its creative (theory chapter §1).
+    agent that only observes an auction sees along its creative (theory chapter §1).  With
+    ``with_argmax``, also ``(n, T)``: each prompt's most likely token at each position.
     """
     lm = model if isinstance(model, LoadedModel) else load_model(model)
     toks = [int(t) for t in token_ids]
@@ -68,7 +70,8 @@ def score_tokens(model: LoadedModel | str, prompts: Sequence[str], token_ids: Se
                        position_ids=pos.to(lm.device), logits_to_keep=T + 1)
         logp = next_token_logprobs(out.logits[:, :T, :])[0]
         picked = logp.gather(-1, torch.tensor(toks, device=lm.device).expand(len(rows), T)[..., None])[..., 0]
-    return picked.double().cpu().numpy()
+    scores = picked.double().cpu().numpy()
+    return (scores, logp.argmax(-1).cpu().numpy()) if with_argmax else scores
 
 
 # --------------------------------------------------------------------------- closed forms

@@ -6,10 +6,11 @@ as its bid share rises, what does the user lose, and what does the platform earn
 **Design** (:class:`StudyDesign`).  Every query has two advertisers (the first two brands of its
 category), the neutral **reference** agent (answers the query, no brand) and the **judge** (a
 prompt of its own that no other agent reads; it never bids).  The advertisers' bids are
-``(lam, 1 - lam)``, advertiser 1's bid share ``lam`` taking every value of ``shares`` (0.2, 0.5
-and 0.8 by default, so each brand is both the high and the low bidder), and the reference agent
-bids the **platform weight** ``w`` (0: pure advertising; 1: as much as both advertisers
-together).  Each (``lam``, ``w``) is a **profile**.  The mechanisms, on the same queries and
+``(lam, 1 - lam)``, advertiser 1's share ``lam`` of the advertisers' bids taking every value of
+``shares`` (0.2, 0.5 and 0.8 by default, so each brand is both the high and the low bidder), and
+the reference agent bids the **platform bid** ``beta`` (0: pure advertising; 1: as much as both
+advertisers together; notebooks/theory.md writes it beta, as notebook 08 does).  Each
+(``lam``, ``beta``) is a **profile**.  The mechanisms, on the same queries and
 profiles (notebooks/theory.md §4, §6):
 
 * ``linear`` and ``log_linear``: token auctions, every agent in every auction;
@@ -17,7 +18,7 @@ profiles (notebooks/theory.md §4, §6):
   top bidder it writes that bidder's solo text, token for token, so it is read off the solo run;
   a tied profile runs the rule itself;
 * ``rag``: one segment (Hajiaghayi et al. 2024): a candidate text -- an advertiser's solo ad, or
-  the reference answer when ``w > 0`` -- is shown with probability proportional to relevance
+  the reference answer when ``beta > 0`` -- is shown with probability proportional to relevance
   times bid;
 * ``reference``: the reference agent's solo text, no ads.
 
@@ -39,10 +40,10 @@ the winner by construction:
   along the text: the divergence of the aggregate from the reference agent in the direction the
   linear rule's objective uses (``KL(p_i || q)``) and in the log-linear rule's (``KL(q || p_i)``);
 * ``revenue``: the advertisers' payments under the mechanism's own rule; ``pay_your_bid``: what
-  pay-your-bid charges for the same text (every advertiser its bid per token of a token-level
-  text; the shown advertiser its bid per token of its ad under ``rag``); ``revenue_share`` =
-  revenue / pay-your-bid, in [0, 1] for the rules paid in bid x tokens (notebooks/theory.md
-  §4.9).  The log-linear rule's KL-preference payments are in bid x nats: no share, not ranked.
+  pay-your-bid charges for the text shown, the advertisers' total bid (1 in every profile) times
+  the text's length (its expected length under ``rag``); ``revenue_share`` = revenue /
+  pay-your-bid, in [0, 1] for the rules paid in money (notebooks/theory.md §4.9).  The log-linear
+  rule's KL-preference payments are in bid x nats: no share, not ranked.
 
 **Analysis**: :func:`paired_contrasts` (differences per query, bootstrapped over queries with one
 set of resamples), :func:`bid_response` (each advertiser's mention rate and gain at each of its
@@ -123,7 +124,7 @@ def _check_values(name: str, values: Any, low: float, high: float | None) -> tup
 @dataclass(frozen=True)
 class StudyDesign:
     """What the study runs: ``items`` (queries, two advertisers each), advertiser 1's bid
-    ``shares`` (strictly between 0 and 1), the ``platform_weights`` (the reference agent's bid
+    ``shares`` (strictly between 0 and 1), the ``platform_bids`` (the reference agent's bid
     against the advertisers' total of 1), decoding (``greedy``, or sampling at ``temperature``
     once per seed of ``seeds``), ``max_new_tokens`` (texts stop at the end of their line), and
     ``check_queries``: on the first queries, the highest-bid rule also runs through the engine at
@@ -131,7 +132,7 @@ class StudyDesign:
 
     items: tuple[StudyItem, ...]
     shares: tuple[float, ...] = (0.2, 0.5, 0.8)
-    platform_weights: tuple[float, ...] = (0.0, 1.0)
+    platform_bids: tuple[float, ...] = (0.0, 1.0)
     seeds: tuple[int, ...] = (0,)
     greedy: bool = True
     temperature: float = 1.0
@@ -149,7 +150,7 @@ class StudyDesign:
         if min(shares) <= 0 or max(shares) >= 1:
             raise ValueError(f"shares must lie strictly between 0 and 1 (both advertisers bid), got {list(shares)}")
         object.__setattr__(self, "shares", shares)
-        object.__setattr__(self, "platform_weights", _check_values("platform_weights", self.platform_weights, 0.0, None))
+        object.__setattr__(self, "platform_bids", _check_values("platform_bids", self.platform_bids, 0.0, None))
         seeds = tuple(self.seeds)
         if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) \
                 or len(set(seeds)) != len(seeds):
@@ -165,8 +166,8 @@ class StudyDesign:
 
     @property
     def profiles(self) -> list[tuple[float, float]]:
-        """Every ``(lam, w)``: advertiser 1's bid share, the platform weight."""
-        return [(lam, w) for w in self.platform_weights for lam in self.shares]
+        """Every ``(lam, beta)``: advertiser 1's share of the advertisers' bids, the platform bid."""
+        return [(lam, beta) for beta in self.platform_bids for lam in self.shares]
 
 
 def profile_bids(lam: float, w: float) -> tuple[float, float, float, float]:
@@ -230,7 +231,7 @@ def highest_bid_check(result: "StudyResult") -> pd.DataFrame:
         top = int(np.argmax(bids))
         _, solo, _ = result.find(run.item, "solo", run.seed, agent=top)
         rows.append({"query_id": result.design.items[run.item].query_id, "lam": run.profile[0],
-                     "platform_weight": run.profile[1], "top bidder": tr.agents[top],
+                     "platform_bid": run.profile[1], "top bidder": tr.agents[top],
                      "same tokens": tr.token_ids == solo.token_ids,
                      "max |q - p_top|": float(np.max(np.abs(tr.table["q"] - tr.table[f"p_{tr.agents[top]}"])))})
     return pd.DataFrame(rows)
@@ -403,9 +404,12 @@ def _metrics(t: _Text, ref: _Text, brands: Sequence[str], lam: float) -> dict[st
             "user_loss": float(base[JUDGE] - own[JUDGE]), "kl_ref_q": t.kl_ref_q, "kl_q_ref": t.kl_q_ref}
 
 
-def _money(revenue: float, pay_your_bid: float, mechanism: str) -> dict[str, Any]:
+def _money(revenue: float, ad_bids: float, tokens: float, mechanism: str) -> dict[str, Any]:
+    """Revenue, what pay-your-bid charges for the text shown (the advertisers' total bid times its
+    expected length, notebooks/theory.md §4.9), and their ratio where both are money."""
+    pay_your_bid = float(ad_bids * tokens) if mechanism != "reference" else 0.0
     comparable = MONEY_UNITS[mechanism] == "bid x tokens" and pay_your_bid > 0
-    return {"revenue": float(revenue), "pay_your_bid": float(pay_your_bid),
+    return {"revenue": float(revenue), "pay_your_bid": pay_your_bid,
             "revenue_share": float(revenue / pay_your_bid) if comparable else None,
             "payment_rule": PAYMENT_RULES[mechanism], "money_unit": MONEY_UNITS[mechanism]}
 
@@ -414,7 +418,7 @@ def _row_base(result: StudyResult, q: int, mechanism: str, profile: tuple[float,
     item = result.design.items[q]
     lam, w = profile
     return {"query_id": item.query_id, "query": item.query, "category": item.category, "mechanism": mechanism,
-            "lam": lam, "platform_weight": w, "bids": " / ".join(f"{b:g}" for b in profile_bids(lam, w)[:3]),
+            "lam": lam, "platform_bid": w, "bids": " / ".join(f"{b:g}" for b in profile_bids(lam, w)[:3]),
             "seed": seed}
 
 
@@ -431,7 +435,7 @@ def _token_row(result: StudyResult, q: int, kind: str, profile: tuple[float, flo
         revenue = float(rec.stacked("hb_payment")[:, :2].sum())
     brands = [b.name for b in result.design.items[q].brands]
     return {**_row_base(result, q, kind, profile, seed), "text": tr.text,
-            **_metrics(_Text.of(tr, rec), texts[REFERENCE], brands, lam), **_money(revenue, tr.n_tokens, kind)}
+            **_metrics(_Text.of(tr, rec), texts[REFERENCE], brands, lam), **_money(revenue, sum(profile_bids(*profile)[:2]), tr.n_tokens, kind)}
 
 
 def _highest_bid_row(result: StudyResult, q: int, profile: tuple[float, float], seed: int,
@@ -451,7 +455,7 @@ def _highest_bid_row(result: StudyResult, q: int, profile: tuple[float, float], 
         revenue = m * float(rec.stacked("tv_q0")[:, k].sum())
     brands = [b.name for b in result.design.items[q].brands]
     return {**_row_base(result, q, "highest_bid", profile, seed), "text": tr.text,
-            **_metrics(texts[top], texts[REFERENCE], brands, profile[0]), **_money(revenue, tr.n_tokens, "highest_bid")}
+            **_metrics(texts[top], texts[REFERENCE], brands, profile[0]), **_money(revenue, sum(bids[:2]), tr.n_tokens, "highest_bid")}
 
 
 def _rag_row(result: StudyResult, q: int, profile: tuple[float, float], seed: int,
@@ -469,10 +473,9 @@ def _rag_row(result: StudyResult, q: int, profile: tuple[float, float], seed: in
     brands = [b.name for b in result.design.items[q].brands]
     per = [_metrics(texts[a], texts[REFERENCE], brands, profile[0]) for a in cand]
     expected = {key: float(sum(xj * m[key] for xj, m in zip(x, per))) for key in per[0]}
-    pay_your_bid = float(sum(xj * bids[a] * n for xj, a, n in zip(x, cand, tokens) if a < 2))
     best = cand[int(np.argmax(x))]
     return {**_row_base(result, q, "rag", profile, seed), "text": texts[best].text, **expected,
-            **_money(float(z.sum()), pay_your_bid, "rag"),
+            **_money(float(z.sum()), float(bids[:2].sum()), float(np.dot(x, tokens)), "rag"),
             "allocation": " / ".join(f"{v:.3g}" for v in x)}
 
 
@@ -480,11 +483,12 @@ def _reference_row(result: StudyResult, q: int, profile: tuple[float, float], se
                    texts: dict[int, _Text]) -> dict[str, Any]:
     brands = [b.name for b in result.design.items[q].brands]
     return {**_row_base(result, q, "reference", profile, seed), "text": texts[REFERENCE].text,
-            **_metrics(texts[REFERENCE], texts[REFERENCE], brands, profile[0]), **_money(0.0, 0.0, "reference")}
+            **_metrics(texts[REFERENCE], texts[REFERENCE], brands, profile[0]),
+            **_money(0.0, sum(profile_bids(*profile)[:2]), len(texts[REFERENCE].logprob), "reference")}
 
 
 def study_table(result: StudyResult) -> pd.DataFrame:
-    """One row per (query, platform weight, bid share, seed, mechanism), in the design's order.
+    """One row per (query, platform bid, bid share, seed, mechanism), in the design's order.
 
     The ``reference`` does not depend on the bids: its row repeats for every profile (its gains and
     loss are 0 by definition, the baseline of the others).  A ``rag`` row's ``text`` is its most
@@ -532,7 +536,7 @@ def verdict(low: float, high: float) -> str:
 
 def paired_contrasts(table: pd.DataFrame, metrics: Sequence[str], *, baseline: str = "linear",
                      n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """Every mechanism against ``baseline`` at each platform weight, per metric: the difference
+    """Every mechanism against ``baseline`` at each platform bid, per metric: the difference
     (mechanism - baseline) per query, averaged over the bid shares and seeds, with a percentile
     bootstrap interval over queries (one set of resamples for every contrast).  Rows whose metric
     is missing (a revenue share in another unit) are left out, so such pairs are not ranked."""
@@ -540,7 +544,7 @@ def paired_contrasts(table: pd.DataFrame, metrics: Sequence[str], *, baseline: s
     draws = _draws(len(queries), n_boot, seed)
     rows = []
     for metric in metrics:
-        wide = per_query(table.dropna(subset=[metric]), ["platform_weight", "mechanism"], metric)
+        wide = per_query(table.dropna(subset=[metric]), ["platform_bid", "mechanism"], metric)
         for (w, mech), values in wide.iterrows():
             if mech == baseline or (w, baseline) not in wide.index:
                 continue
@@ -548,7 +552,7 @@ def paired_contrasts(table: pd.DataFrame, metrics: Sequence[str], *, baseline: s
             if np.isnan(diff).any():
                 continue
             est, lo, hi = _interval(diff, draws, level)
-            rows.append({"contrast": f"{mech} - {baseline}", "platform_weight": w, "metric": metric,
+            rows.append({"contrast": f"{mech} - {baseline}", "platform_bid": w, "metric": metric,
                          "estimate": est, "ci_low": lo, "ci_high": hi, "verdict": verdict(lo, hi)})
     return pd.DataFrame(rows)
 
@@ -558,7 +562,7 @@ def _own(table: pd.DataFrame) -> pd.DataFrame:
     (``lam`` for advertiser 1, ``1 - lam`` for advertiser 2), own-brand mention and own gain."""
     parts = []
     for i, share in ((1, table["lam"]), (2, (1 - table["lam"]).round(10))):
-        part = table[["query_id", "mechanism", "platform_weight", "seed"]].copy()
+        part = table[["query_id", "mechanism", "platform_bid", "seed"]].copy()
         part["advertiser"], part["own_share"] = i, share
         part["mention"], part["gain"] = table[f"mention_{i}"], table[f"gain_{i}"]
         parts.append(part)
@@ -567,10 +571,10 @@ def _own(table: pd.DataFrame) -> pd.DataFrame:
 
 def bid_response(table: pd.DataFrame, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each advertiser's own-brand mention rate and gain at each of its own bid shares, per
-    mechanism and platform weight, with bootstrap intervals over queries; and the paired contrast
+    mechanism and platform bid, with bootstrap intervals over queries; and the paired contrast
     high share - low share (the largest against the smallest own share) per advertiser.
 
-    Returns ``(response, contrasts)``: ``response`` has ``mechanism, platform_weight, advertiser,
+    Returns ``(response, contrasts)``: ``response`` has ``mechanism, platform_bid, advertiser,
     own_share, metric, estimate, ci_low, ci_high``; ``contrasts`` the same keys without
     ``own_share``, plus ``verdict`` (``advertiser`` 0: both advertisers pooled)."""
     own = _own(table)
@@ -579,22 +583,22 @@ def bid_response(table: pd.DataFrame, *, n_boot: int = 2000, level: float = 0.95
     draws = _draws(len(queries), n_boot, seed)
     response, contrasts = [], []
     for metric in ("mention", "gain"):
-        wide = per_query(pd.concat([own, pooled]), ["mechanism", "platform_weight", "advertiser", "own_share"], metric)
+        wide = per_query(pd.concat([own, pooled]), ["mechanism", "platform_bid", "advertiser", "own_share"], metric)
         for key, values in wide.iterrows():
             est, lo, hi = _interval(values.to_numpy(dtype=np.float64), draws, level)
-            response.append(dict(zip(["mechanism", "platform_weight", "advertiser", "own_share"], key),
+            response.append(dict(zip(["mechanism", "platform_bid", "advertiser", "own_share"], key),
                                  metric=metric, estimate=est, ci_low=lo, ci_high=hi))
         for key, grp in wide.groupby(level=[0, 1, 2], sort=False):
             shares = grp.index.get_level_values("own_share")
             diff = grp[shares == shares.max()].to_numpy()[0] - grp[shares == shares.min()].to_numpy()[0]
             est, lo, hi = _interval(diff.astype(np.float64), draws, level)
-            contrasts.append(dict(zip(["mechanism", "platform_weight", "advertiser"], key), metric=metric,
+            contrasts.append(dict(zip(["mechanism", "platform_bid", "advertiser"], key), metric=metric,
                                   contrast=f"own share {shares.max():g} - {shares.min():g}",
                                   estimate=est, ci_low=lo, ci_high=hi, verdict=verdict(lo, hi)))
     return pd.DataFrame(response), pd.DataFrame(contrasts)
 
 
-def summarize(table: pd.DataFrame, metrics: Sequence[str], *, by: Sequence[str] = ("mechanism", "platform_weight"),
+def summarize(table: pd.DataFrame, metrics: Sequence[str], *, by: Sequence[str] = ("mechanism", "platform_bid"),
               n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """Mean of each metric per group over queries (each query's value averaged over the other
     factors: bid shares, seeds), with a percentile bootstrap interval over queries (the same
@@ -616,17 +620,24 @@ def summarize(table: pd.DataFrame, metrics: Sequence[str], *, by: Sequence[str] 
     return pd.DataFrame(rows)
 
 
-def precision_check(result: StudyResult, reference_model: LoadedModel | str, *, item: int = 0) -> float:
-    """How far the run's log-probabilities are from another model's (e.g. the same model in float32):
-    the largest difference, over the four agents and the three solo texts of query ``item``, of the
-    mean log-probability per token of the text (nats), the quantity the gains and the loss are made
-    of.  The texts are re-scored under ``reference_model`` with
-    :func:`~.mechanisms.score_tokens`."""
+def precision_check(result: StudyResult, reference_model: LoadedModel | str, *, items: int = 3) -> dict[str, float]:
+    """How far the run's numbers are from another model's (e.g. the same model in float32), on the
+    solo texts of the first ``items`` queries, re-scored under ``reference_model``
+    (:func:`~.mechanisms.score_tokens`):
+
+    ``gap``: the largest difference, over those texts and the four agents, of a text's mean
+    log-probability per token (nats), the quantity the gains and the loss are made of; a contrast is
+    a difference of two such means, so its error is at most ``2 gap``; ``agree``: the fraction of
+    the greedy steps at which the reference model's most likely token, for the agent that wrote the
+    text, is the token written (1 where the two precisions would write the same text)."""
     from .mechanisms import score_tokens
 
-    worst = 0.0
-    for a in range(3):
-        run, tr, rec = result.find(item, "solo", result.design.seeds[0], agent=a)
-        scored = score_tokens(reference_model, run.spec.prompts, tr.token_ids)  # (4, T)
-        worst = max(worst, float(np.max(np.abs(scored.mean(axis=1) - rec.stacked("logprob").mean(axis=0)))))
-    return worst
+    gap, same, steps = 0.0, 0, 0
+    for q in range(min(items, len(result.design.items))):
+        for a in range(3):
+            run, tr, rec = result.find(q, "solo", result.design.seeds[0], agent=a)
+            scored, best = score_tokens(reference_model, run.spec.prompts, tr.token_ids, with_argmax=True)
+            gap = max(gap, float(np.max(np.abs(scored.mean(axis=1) - rec.stacked("logprob").mean(axis=0)))))
+            same += int((best[a] == np.asarray(tr.token_ids)).sum())
+            steps += len(tr.token_ids)
+    return {"gap": gap, "agree": same / steps}

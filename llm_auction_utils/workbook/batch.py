@@ -53,21 +53,22 @@ worker loading the model once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import itertools
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..files import atomic_directory
 from .notebook import REPO_ROOT_ENV, read_records, repo_root
 from .runner import (NotebookResult, RunnerError, _check_parameters, find_notebooks, format_summary,
                      load_parameter_file, run_notebook)
 
-__all__ = ["BatchSpec", "SchedulerUnreachable", "TaskFailed", "expand_grid", "load_batch_spec", "local_cluster",
-           "main", "run_auctions_on_dask", "run_batch", "run_on_dask", "task_keys"]
+__all__ = ["BatchSpec", "SchedulerUnreachable", "TaskFailed", "expand_grid", "kept_environment", "load_batch_spec",
+           "local_cluster", "main", "run_auctions_on_dask", "run_batch", "run_on_dask", "task_keys"]
 
 
 class BatchSpec(dict):
@@ -219,6 +220,21 @@ def task_keys(items: Sequence[Any], fn: Callable[[Any], Any], prefix: str = "tas
     return [f"{prefix}-{i}-{tokenize(fn, item)}" for i, item in enumerate(items)]
 
 
+@contextlib.contextmanager
+def kept_environment() -> Iterator[None]:
+    """Give the calling process its environment variables back on exit.
+
+    Dask's nanny sets variables such as ``OMP_NUM_THREADS=1`` in the *parent's* ``os.environ``
+    before it spawns a worker; every process the parent starts afterwards (a notebook kernel, for
+    example) would inherit them and run its numerics on one thread."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def local_cluster(n_workers: int = 2, *, retries: int = 2) -> Any:
     """A ``LocalCluster`` of ``n_workers`` single-threaded worker processes on 127.0.0.1, no
     dashboard; a task is re-run on another worker up to ``retries`` times when its worker dies."""
@@ -227,7 +243,7 @@ def local_cluster(n_workers: int = 2, *, retries: int = 2) -> Any:
 
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
         raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
-    with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": retries}), kept_environment():
         return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                             scheduler_port=0, dashboard_address=None, worker_dashboard_address=None,
                             # the scheduler's small HTTP server (health, metrics) on a free loopback port
@@ -268,15 +284,21 @@ def run_on_dask(items: Sequence[Any], fn: Callable[[Any], Any], *, scheduler: st
     must be picklable (module-level, or a ``functools.partial`` of one).  A task that raises is re-run
     up to ``retries`` times; one that still fails raises :class:`TaskFailed` naming its item.
     """
-    from distributed import Client, as_completed
-    from tqdm.auto import tqdm
-
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     _check_dask_options(retries, connect_timeout)
     items = list(items)
     if not items:
         return []
+    with kept_environment():  # a worker respawned after a loss sets the nanny's variables again
+        return _run_futures(items, fn, scheduler, n_workers, retries, connect_timeout, key_prefix, progress)
+
+
+def _run_futures(items: list[Any], fn: Callable[[Any], Any], scheduler: str, n_workers: int, retries: int,
+                 connect_timeout: float, key_prefix: str, progress: bool) -> list[Any]:
+    from distributed import Client, as_completed
+    from tqdm.auto import tqdm
+
     cluster = local_cluster(n_workers, retries=retries) if scheduler == "local" else None
     client = Client(cluster, set_as_default=False) if cluster is not None else _connect(scheduler, connect_timeout)
     try:

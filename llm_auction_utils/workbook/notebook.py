@@ -39,6 +39,7 @@ __all__ = [
     "figures_dir",
     "format_estimate",
     "headless",
+    "interval_table",
     "progress",
     "read_records",
     "record",
@@ -305,6 +306,28 @@ def format_estimate(estimate: Any, standard_error: Any) -> Any:
                      for e, s, d in zip(est.ravel(), se.ravel(), decimals.ravel())])
     text = text.reshape(est.shape)
     return str(text) if text.ndim == 0 else text
+
+
+def interval_table(frame: Any, index: Any, columns: Any, *, decimals: int = 2, missing: str = "not ranked",
+                   signed: bool = True) -> Any:
+    """A pivot table of estimates with 95% intervals as text, ``"+0.12 [+0.05, +0.20]"``, to a fixed
+    number of ``decimals`` (so round-off such as ``-1.9e-18`` prints as ``+0.00``); a difference whose
+    ``verdict`` is ``"indistinguishable"`` is marked ``~0``; a cell with no row says ``missing``.
+
+    ``frame`` has the columns ``estimate``, ``ci_low``, ``ci_high`` (and optionally ``verdict``) and
+    the ``index`` and ``columns`` keys of the pivot; ``signed``: print a ``+`` before positive
+    numbers (differences), not for levels."""
+    sign = "+" if signed else ""
+
+    def text(e: float, lo: float, hi: float, verdict: str) -> str:
+        cell = f"{e + 0.0:{sign}.{decimals}f} [{lo + 0.0:{sign}.{decimals}f}, {hi + 0.0:{sign}.{decimals}f}]"
+        return cell + (" ~0" if verdict == "indistinguishable" else "")
+
+    verdicts = frame["verdict"] if "verdict" in frame else [""] * len(frame)
+    cells = frame.assign(value=[text(round(e, decimals), round(lo, decimals), round(hi, decimals), v)
+                                for e, lo, hi, v in zip(frame["estimate"], frame["ci_low"], frame["ci_high"], verdicts)])
+    table = cells.pivot_table(index=index, columns=columns, values="value", aggfunc="first", sort=False)
+    return table.fillna(missing)
 
 
 def progress(iterable: Any = None, **kwargs: Any) -> Any:

@@ -44,14 +44,18 @@ def plot_payments_per_profile(payments: pd.DataFrame, colors: Mapping[str, str])
         for i, agent in enumerate(agents):
             rows = sub[sub["agent"] == agent].set_index("bids").reindex(profiles)
             platform = rows["role"].eq("platform").any()
-            ax.bar(np.arange(len(profiles)) + (i - (len(agents) - 1) / 2) * width, round_sig(rows["paid"]), width,
-                   color=colors[agent], label=agent, hatch="//" if platform else None, edgecolor="white")
+            xs, paid = np.arange(len(profiles)) + (i - (len(agents) - 1) / 2) * width, round_sig(rows["paid"])
+            ax.bar(xs, paid, width, color=colors[agent], label=agent, hatch="//" if platform else None, edgecolor="white")
+            for x, z in zip(xs, paid):  # a payment of 0 is a result, not a missing bar
+                if z == 0:
+                    ax.annotate("0", (x, 0), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7,
+                                color=colors[agent])
         tokens = sub.groupby("bids", sort=False)["tokens"].first().reindex(profiles)
         for x, n in enumerate(tokens):
             ax.annotate(f"{n} tok.", (x, 0), xytext=(0, -30), textcoords="offset points", ha="center", fontsize=8, color="0.35")
         ax.set(xticks=np.arange(len(profiles)), xticklabels=profiles, title=group, ylabel="expected payment per creative")
         ax.set_xlabel("bids (" + " / ".join(agents) + ")", labelpad=20)
-        ax.legend(fontsize=9, loc="upper right")
+        ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.suptitle("Critical-bid payments per agent and bid profile (greedy creatives, linear rule)", y=1.0)
     fig.tight_layout()
     return fig
@@ -94,7 +98,7 @@ def plot_influence_vs_share(points: pd.DataFrame, colors: Mapping[str, str]) -> 
             if len(sel):
                 ax.scatter(sel["share"], round_sig(sel["mean influence"]), color=colors[agent], marker="os^D"[k % 4], s=60,
                            alpha=0.85, edgecolor="black", lw=0.5, label=f"{agent} ({scenario})")
-    ax.set(xlim=(0, 1.03), ylim=(0, 1.03), xlabel="bid share λ_i", ylabel="mean influence over the creative's tokens",
+    ax.set(xlim=(0, 1.03), ylim=(0, 1.03), xlabel=r"bid share $\lambda_i$", ylabel="mean influence over the creative's tokens",
            title="Influence on the written tokens vs bid share")
     ax.legend(fontsize=8.5, loc="upper left")
     fig.tight_layout()
