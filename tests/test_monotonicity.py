@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_auction_utils.theory.aggregation import linear, log_linear
+from llm_auction_utils.theory.arrays import to_float64
 from llm_auction_utils.theory.divergences import kl_divergence
 from llm_auction_utils.theory.monotonicity import bid_path, check_bid_path, check_monotonicity, random_instances
 from llm_auction_utils.theory.preferences import weakly_prefers
@@ -137,3 +138,17 @@ def test_linear_bid_path_is_monotone(seed):
     d = rng.dirichlet(np.ones(5) * 0.3, size=3)
     rep = check_bid_path(d, rng.exponential(size=3), int(rng.integers(3)), linear, np.linspace(0, 10, 21))
     assert rep.is_monotone and rep.first_violation is None
+
+
+def test_a_path_that_moves_every_token_one_way_can_still_violate_the_order():
+    """theory.md §4.4: the stable construction needs coordinatewise-monotone paths with the losing set
+    fixed; monotonicity in the order is sufficient, not necessary.  The chapter's log-linear example:
+    every coordinate moves one way along agent 3's path, yet tokens 1, 3, 5 move away from p_3."""
+    p = np.array([[.1, .1, .1, .6, .1], [.1, .1, .1, .6, .1], [.1, .6, .1, .1, .1]])
+    grid = np.linspace(0.0, 1.0, 201)
+    qs = to_float64(bid_path(p, [0.73, 2.4, 0.0], 2, log_linear, grid))
+    steps = np.diff(qs, axis=0)
+    assert all((steps[:, t] >= -1e-15).all() or (steps[:, t] <= 1e-15).all() for t in range(5))
+    assert (steps[:, 3] <= 1e-15).all()  # D = {token 4}
+    assert np.allclose(qs[-1, [0, 2, 4]], 0.1186, atol=5e-4)  # 0.1 = p_3(t) -> about 0.119
+    assert not check_bid_path(p, [0.73, 2.4, 0.0], 2, log_linear, grid).is_monotone

@@ -229,3 +229,27 @@ def test_converged_payments_are_flagged_so_and_do_not_warn(recwarn):
     assert not [w for w in recwarn if "panel limit" in str(w.message)]
     t = expected_critical_payments(torch.tensor([[0.7, 0.3], [0.2, 0.8]]), [2.0, 1.0], "log_linear")
     assert t.converged.dtype == torch.bool and bool(t.converged.all())
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 4), st.integers(2, 6))
+def test_the_linear_rules_forward_kl_twin_pays_the_externality(seed, n, v):
+    """theory.md §4.7: with value per nat of KL(p_i || q), the linear rule's allocation
+    KL(p_i || q(0)) - KL(p_i || q(b)) has the Myerson payment sum_{j != i} b_j (KL(p_j || q(b)) - KL(p_j || q(0)))."""
+    from scipy.integrate import quad
+    from llm_auction_utils.theory.divergences import kl_divergence
+
+    rng = np.random.default_rng(seed)
+    d = rng.dirichlet(np.ones(v) * 0.7, size=n) + 1e-6  # full support: KL(p_i || r_{-i}) is finite
+    d /= d.sum(-1, keepdims=True)
+    b = rng.uniform(0.1, 3.0, size=n)
+
+    def q(s: float) -> np.ndarray:
+        return np.asarray(linear(d, np.r_[s, b[1:]]), dtype=np.float64)
+
+    def alloc(s: float) -> float:
+        return float(kl_divergence(d[0], q(0.0)) - kl_divergence(d[0], q(s)))
+
+    myerson = b[0] * alloc(b[0]) - quad(alloc, 0.0, b[0], epsabs=1e-12, epsrel=1e-10, limit=200)[0]
+    externality = sum(b[j] * float(kl_divergence(d[j], q(b[0])) - kl_divergence(d[j], q(0.0))) for j in range(1, n))
+    assert myerson == pytest.approx(externality, rel=1e-6, abs=1e-9)

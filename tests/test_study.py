@@ -171,3 +171,35 @@ def test_precision_check_against_the_same_model_finds_no_gap(tiny_study, tiny_mo
     result, _ = tiny_study
     check = s.precision_check(result, tiny_model, items=2)
     assert check["gap"] < 1e-4 and check["agree"] == 1.0
+
+
+def _myerson(b: float, B: float) -> float:
+    return B * np.log1p(b / B) - b * B / (b + B)
+
+
+def test_equal_relevance_comparison_recovers_a_planted_total_variation():
+    """theory §4.9: linear share / equal-relevance share is the payment-weighted mean TV(p_i, r_{-i})."""
+    tv = (0.3, 0.6)  # advertiser 1's and 2's TV to the others' aggregate, on every token
+    rows, weighted, weights = [], {0.0: 0.0, 1.0: 0.0}, {0.0: 0.0, 1.0: 0.0}
+    for beta in (0.0, 1.0):
+        for lam in (0.2, 0.5, 0.8):
+            m = (_myerson(lam, 1 - lam + beta), _myerson(1 - lam, lam + beta))  # B_{-i} includes the platform's bid
+            rows.append(dict(mechanism="linear", platform_bid=beta, lam=lam, revenue_share=m[0] * tv[0] + m[1] * tv[1]))
+            rows.append(dict(mechanism="rag", platform_bid=beta, lam=lam, revenue_share=0.1 + lam / 10))
+            weighted[beta] += m[0] * tv[0] + m[1] * tv[1]
+            weights[beta] += m[0] + m[1]
+    got = s.equal_relevance_comparison(pd.DataFrame(rows)).set_index("platform_bid")
+    for beta in (0.0, 1.0):
+        assert got.loc[beta, "mean_tv"] == pytest.approx(weighted[beta] / weights[beta], rel=1e-12)
+        assert got.loc[beta, "rag_share"] == pytest.approx(0.15)
+    assert got.loc[0.0, "equal_relevance_share"] == pytest.approx(
+        (2 * (_myerson(0.2, 0.8) + _myerson(0.8, 0.2)) + 2 * (0.5 * np.log(2) - 0.25)) / 3)  # about 0.185
+    with pytest.raises(ValueError, match="columns"):
+        s.equal_relevance_comparison(pd.DataFrame(rows).drop(columns="lam"))
+
+
+def test_equal_relevance_comparison_on_the_tiny_study(tiny_study):
+    _, table = tiny_study
+    got = s.equal_relevance_comparison(table)
+    assert list(got["platform_bid"]) == [0.0, 1.0]
+    assert got["mean_tv"].between(0, 1 + 1e-9).all() and got["rag_share"].between(0, 0.5).all()

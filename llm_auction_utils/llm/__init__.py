@@ -27,7 +27,7 @@ _EXPORTS = {
     "mentions": "mechanisms", "rag_allocation": "mechanisms", "rag_closed_form": "mechanisms",
     "rag_payments": "mechanisms", "score_tokens": "mechanisms",
     "MECHANISMS": "study", "MONEY_UNITS": "study", "PAYMENT_RULES": "study", "StudyDesign": "study",
-    "bid_response": "study", "highest_bid_check": "study", "paired_contrasts": "study", "precision_check": "study", "run_study": "study",
+    "bid_response": "study", "equal_relevance_comparison": "study", "highest_bid_check": "study", "paired_contrasts": "study", "precision_check": "study", "run_study": "study",
     "study_table": "study", "summarize": "study",
 }
 

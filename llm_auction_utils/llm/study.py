@@ -63,6 +63,7 @@ import torch
 
 from ..theory.aggregation import highest_bid, log_linear_logprobs
 from ..theory.divergences import tv_distance
+from ..theory.payments import linear_myerson_payment
 from .contexts import RowStats
 from .engine import AuctionSpec, run_auctions
 from .gembench import JUDGE_NAME, StudyItem, judge_prompt, study_scenario
@@ -78,6 +79,7 @@ __all__ = [
     "StudyResult",
     "StudyRun",
     "bid_response",
+    "equal_relevance_comparison",
     "highest_bid_check",
     "paired_contrasts",
     "per_query",
@@ -617,6 +619,39 @@ def summarize(table: pd.DataFrame, metrics: Sequence[str], *, by: Sequence[str] 
             est, lo, hi = _interval(v, draws, level)
             rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "metric": metric,
                          "estimate": est, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+def equal_relevance_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """[project] Theory chapter §4.9's equal-relevance case, measured per platform bid.
+
+    The linear rule charges advertiser ``i``, per token, ``TV(p_i, r_{-i}) M(b_i, B_{-i})`` with
+    ``M(b, B) = B ln(1 + b/B) - bB/(b + B)``; a one-segment baseline whose candidates all had the
+    same relevance and length would charge ``M(b_i, B_{-i})`` per token, so its revenue share would be
+    ``sum_i M(b_i, B_{-i}) / B_ads``, a function of the profile alone (``B_{-i}`` includes the
+    platform's bid).  Per platform bid, over every query and bid share: ``linear_share`` and
+    ``rag_share`` (the mean revenue shares of the table), ``equal_relevance_share`` (the mean of
+    that function over the same rows) and ``mean_tv = linear_share / equal_relevance_share``, the
+    payment-weighted mean of ``TV(p_i, r_{-i})`` over the advertisers and the tokens of the linear
+    texts (at most 1).
+    """
+    missing = {"mechanism", "platform_bid", "lam", "revenue_share"} - set(table.columns)
+    if missing:
+        raise ValueError(f"the study table lacks the columns {sorted(missing)}")
+    rows = []
+    for beta, group in table.groupby("platform_bid", sort=True):
+        linear = group[group["mechanism"] == "linear"]
+        rag = group[group["mechanism"] == "rag"]
+        if linear.empty or rag.empty:
+            raise ValueError(f"platform bid {beta:g}: the table needs linear and rag rows")
+        equal = []
+        for lam in linear["lam"].to_numpy(dtype=np.float64):
+            b1, b2, w, _ = profile_bids(float(lam), float(beta))
+            pay = linear_myerson_payment(np.array([b1, b2]), np.array([b2 + w, b1 + w]))
+            equal.append(float(np.sum(pay)) / (b1 + b2))
+        lin_share, eq_share = float(linear["revenue_share"].mean()), float(np.mean(equal))
+        rows.append({"platform_bid": float(beta), "linear_share": lin_share, "equal_relevance_share": eq_share,
+                     "mean_tv": lin_share / eq_share, "rag_share": float(rag["revenue_share"].mean())})
     return pd.DataFrame(rows)
 
 
