@@ -126,7 +126,7 @@ def linear_myerson_payment(bid: ArrayLike, others_bid_total: ArrayLike) -> Array
     B = like(B, b)
     pos = B > 0
     Bs = xwhere(pos, B, 1.0 + 0.0 * B)
-    with np.errstate(over="ignore", divide="ignore"):
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # inf * 0 in the unused branch
         ratio = b / Bs
         # beyond 1e15, ln(1 + x) = ln b - ln B to double precision (and b / B may overflow)
         big = ratio > 1e15
