@@ -321,6 +321,14 @@ def _half_precision_on_cpu(hf_model: Any) -> None:
         pass
 
 
+def _adapt_to_device(hf_model: Any, device: torch.device, dtype: torch.dtype) -> None:
+    """What every loaded model gets: grouped half-precision attention on a CPU
+    (:func:`_half_precision_on_cpu`) and a contiguous input for its output layer."""
+    if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+        _half_precision_on_cpu(hf_model)
+    _contiguous_output_layer(hf_model)
+
+
 def _load_error(name: str, reason: str) -> ModelLoadError:
     return ModelLoadError(
         f"could not load model {name!r} ({reason}). The offline default is {DEFAULT_MODEL!r} "
@@ -372,9 +380,7 @@ def load_model(
     source, gguf_file, local_only = _model_source(name, allow_download, verbose)
     tokenizer, hf_model = _read_model(name, source, gguf_file, local_only, dt)
     hf_model.to(device=dev, dtype=dt)
-    if dev.type == "cpu" and dt in (torch.bfloat16, torch.float16):
-        _half_precision_on_cpu(hf_model)
-    _contiguous_output_layer(hf_model)
+    _adapt_to_device(hf_model, dev, dt)
     hf_model.eval()
     hf_model.requires_grad_(False)
     tokenizer.padding_side = "left"
@@ -470,9 +476,7 @@ def tiny_random_model(*, vocab_size: int = 1024, hidden_size: int = 64, layers: 
         torch.manual_seed(seed)
         model = Gemma3ForCausalLM(cfg)
     model.to(device=dev, dtype=dt).eval().requires_grad_(False)
-    if dev.type == "cpu" and dt in (torch.bfloat16, torch.float16):
-        _half_precision_on_cpu(model)
-    _contiguous_output_layer(model)
+    _adapt_to_device(model, dev, dt)
     return LoadedModel(model=model, tokenizer=tokenizer, name=TINY_MODEL, device=dev, dtype=dt, source="built in code")
 
 

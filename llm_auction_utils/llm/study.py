@@ -63,11 +63,10 @@ import torch
 
 from ..theory.aggregation import highest_bid, log_linear_logprobs
 from ..theory.divergences import tv_distance
-from ..theory.payments import linear_myerson_payment
 from .contexts import RowStats
 from .engine import AuctionSpec, run_auctions
 from .gembench import JUDGE_NAME, StudyItem, judge_prompt, study_scenario
-from .mechanisms import highest_bid_payments, kl_preference_closed_form, mentions, rag_allocation, rag_payments
+from .mechanisms import highest_bid_payments, kl_preference_closed_form, mentions, rag_allocation, rag_closed_form, rag_payments
 from .models import LoadedModel
 from .transcript import StepInfo, Transcript
 
@@ -626,10 +625,11 @@ def equal_relevance_comparison(table: pd.DataFrame) -> pd.DataFrame:
     """[project] Theory chapter §4.9's equal-relevance case, measured per platform bid.
 
     The linear rule charges advertiser ``i``, per token, ``TV(p_i, r_{-i}) M(b_i, B_{-i})`` with
-    ``M(b, B) = B ln(1 + b/B) - bB/(b + B)``; a one-segment baseline whose candidates all had the
+    ``M(b, a) = a ln(1 + b/a) - ab/(a + b)``; a one-segment baseline whose candidates all had the
     same relevance and length would charge ``M(b_i, B_{-i})`` per token, so its revenue share would be
     ``sum_i M(b_i, B_{-i}) / B_ads``, a function of the profile alone (``B_{-i}`` includes the
-    platform's bid).  Per platform bid, over every query and bid share: ``linear_share`` and
+    platform's bid; computed by :func:`~.mechanisms.rag_closed_form` with equal relevances).  Per
+    platform bid, over every query and bid share: ``linear_share`` and
     ``rag_share`` (the mean revenue shares of the table), ``equal_relevance_share`` (the mean of
     that function over the same rows) and ``mean_tv = linear_share / equal_relevance_share``, the
     payment-weighted mean of ``TV(p_i, r_{-i})`` over the advertisers and the tokens of the linear
@@ -646,9 +646,9 @@ def equal_relevance_comparison(table: pd.DataFrame) -> pd.DataFrame:
             raise ValueError(f"platform bid {beta:g}: the table needs linear and rag rows")
         equal = []
         for lam in linear["lam"].to_numpy(dtype=np.float64):
-            b1, b2, w, _ = profile_bids(float(lam), float(beta))
-            pay = linear_myerson_payment(np.array([b1, b2]), np.array([b2 + w, b1 + w]))
-            equal.append(float(np.sum(pay)) / (b1 + b2))
+            bids = profile_bids(float(lam), float(beta))[:3]  # the advertisers' ads and the platform's answer
+            pay = rag_closed_form(np.ones(3), bids, np.ones(3), [0, 1])  # equal relevances, one token each
+            equal.append(float(pay.sum()) / (bids[0] + bids[1]))
         lin_share, eq_share = float(linear["revenue_share"].mean()), float(np.mean(equal))
         rows.append({"platform_bid": float(beta), "linear_share": lin_share, "equal_relevance_share": eq_share,
                      "mean_tv": lin_share / eq_share, "rag_share": float(rag["revenue_share"].mean())})
